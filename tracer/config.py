@@ -1,0 +1,73 @@
+"""Tracer configuration: a pydantic model whose defaults come from ``TRACER_*`` variables.
+
+Settings MLflow already owns (``MLFLOW_TRACKING_URI``, ``MLFLOW_EXPERIMENT_NAME``,
+``MLFLOW_TRACE_SAMPLING_RATIO``, ``DATABRICKS_HOST``/``DATABRICKS_TOKEN``) are read by MLflow
+itself and deliberately not copied here.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+from typing import Any
+
+from pydantic import BaseModel, ConfigDict, Field, TypeAdapter, ValidationError
+
+__all__ = ["ENV_PREFIX", "TracerConfig"]
+
+ENV_PREFIX = "TRACER_"
+_logger = logging.getLogger("tracer")
+
+
+def _from_env(name: str, default: Any, kind: type) -> Any:
+    """Read ``TRACER_<NAME>``; an unparsable value warns and falls back to the default.
+
+    A typo in a tracing variable must never stop the application it observes.
+    """
+    raw = os.environ.get(ENV_PREFIX + name)
+    if raw is None or raw.strip() == "":
+        return default
+    try:
+        return TypeAdapter(kind).validate_python(raw.strip())
+    except ValidationError:
+        _logger.warning(
+            "tracer: ignoring %s%s=%r (not a valid %s); using the default %r",
+            ENV_PREFIX,
+            name,
+            raw,
+            kind.__name__,
+            default,
+        )
+        return default
+
+
+class TracerConfig(BaseModel):
+    """How the tracer behaves. Every field defaults to its ``TRACER_*`` environment variable.
+
+    The configuration is read once, when a client or transport is built; change it by building
+    a new ``TracerConfig`` (it is immutable).
+    """
+
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+    enabled: bool = Field(
+        default_factory=lambda: _from_env("ENABLED", True, bool),
+        description="TRACER_ENABLED: record spans at all. When false, requests pass straight "
+        "through and nothing is recorded.",
+    )
+    capture_content: bool = Field(
+        default_factory=lambda: _from_env("CAPTURE_CONTENT", True, bool),
+        description="TRACER_CAPTURE_CONTENT: record prompts and completions. When false, spans "
+        "keep parameters, model, usage, finish reasons and timings but no message content.",
+    )
+    max_body_bytes: int = Field(
+        default_factory=lambda: _from_env("MAX_BODY_BYTES", 8 * 1024 * 1024, int),
+        ge=0,
+        description="TRACER_MAX_BODY_BYTES: request or response bodies (and single stream "
+        "events) larger than this are passed through unparsed, and the span says so.",
+    )
+    strict: bool = Field(
+        default_factory=lambda: _from_env("STRICT", False, bool),
+        description="TRACER_STRICT: raise the tracer's own internal errors instead of logging "
+        "them once and carrying on untraced. Meant for test suites, never for production.",
+    )

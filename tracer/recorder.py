@@ -1,0 +1,360 @@
+"""One traced HTTP exchange, from request to the end of its response body.
+
+The sync and async transports share all of this; they only feed it events: the response
+arrived, a body chunk arrived, the body ended, the caller closed it, an error was raised, or the
+stream was garbage-collected. Every entry point is guarded (see :mod:`tracer.failsafe`), and the
+span is ended exactly once, whichever of these comes first to finish it.
+"""
+
+from __future__ import annotations
+
+import json
+import threading
+import time
+from collections.abc import Callable
+from typing import Any, Protocol
+
+from tracer import spans
+from tracer.apis.base import ApiSpec, StreamAccumulator
+from tracer.config import TracerConfig
+from tracer.failsafe import internal_error
+from tracer.redact import RECORDED_REQUEST_HEADERS, RECORDED_RESPONSE_HEADERS, safe_url
+from tracer.sse import SSEDecoder
+
+__all__ = ["ContentDecoder", "Headers", "Recorder", "RequestInfo"]
+
+_TEXT_PREVIEW_CHARS = 2000
+
+
+class Headers(Protocol):
+    """Case-insensitive header look-up (``httpx.Headers`` and ``httpx2.Headers`` both fit)."""
+
+    def get(self, key: str, default: Any = None) -> Any: ...
+
+
+class ContentDecoder(Protocol):
+    """An incremental content-encoding decoder (httpx's own decoders fit)."""
+
+    def decode(self, data: bytes) -> bytes: ...
+
+    def flush(self) -> bytes: ...
+
+
+class RequestInfo:
+    """What the recorder needs of a request, free of any HTTP library's types."""
+
+    __slots__ = ("body", "headers", "host", "method", "port", "url")
+
+    def __init__(
+        self,
+        method: str,
+        url: str,
+        host: str,
+        port: int | None,
+        headers: Headers,
+        body: bytes | None,
+    ) -> None:
+        self.method = method
+        self.url = url
+        self.host = host
+        self.port = port
+        self.headers = headers
+        self.body = body
+
+
+class Recorder:
+    """Records one request/response exchange to an LLM endpoint as one span."""
+
+    __slots__ = (
+        "_accumulator",
+        "_body",
+        "_body_size",
+        "_chunk_count",
+        "_decoder",
+        "_done",
+        "_first_chunk_ms",
+        "_lock",
+        "_parsing",
+        "_problems",
+        "_response_attrs",
+        "_sse",
+        "_started",
+        "_status",
+        "_tools",
+        "api",
+        "config",
+        "request_model",
+        "span",
+    )
+
+    def __init__(self, api: ApiSpec, request: RequestInfo, config: TracerConfig) -> None:
+        self.api = api
+        self.config = config
+        self._started = time.perf_counter_ns()
+        self._problems: list[str] = []
+        self._done = False
+        self._lock = threading.Lock()
+        self._status = 0
+        self._response_attrs: dict[str, Any] = {}
+        self._decoder: ContentDecoder | None = None
+        self._sse: SSEDecoder | None = None
+        self._accumulator: StreamAccumulator | None = None
+        self._body: list[bytes] | None = None
+        self._body_size = 0
+        self._parsing = True
+        self._chunk_count = 0
+        self._first_chunk_ms: float | None = None
+
+        body = self._parse_request(request.body)
+        model = body.get("model") if isinstance(body, dict) else None
+        self.request_model = model if isinstance(model, str) and model else None
+        tools = body.get("tools") if isinstance(body, dict) else None
+        self._tools = tools if isinstance(tools, list) else None
+
+        attributes: dict[str, Any] = {}
+        inputs: Any = body
+        if isinstance(body, dict):
+            attributes = {k: v for k, v in body.items() if k not in api.content_keys}
+            if not config.capture_content:
+                inputs = attributes.copy()
+        if api.message_format:
+            attributes["mlflow.message.format"] = api.message_format
+        attributes["http.request.method"] = request.method
+        attributes["url.full"] = safe_url(request.url)
+        attributes["server.address"] = request.host
+        if request.port is not None:
+            attributes["server.port"] = request.port
+        retry = request.headers.get("x-stainless-retry-count")
+        if retry is not None and retry.isdigit():
+            attributes["http.request.resend_count"] = int(retry)
+        for name in RECORDED_REQUEST_HEADERS:
+            value = request.headers.get(name)
+            if value is not None:
+                attributes[f"http.request.header.{name}"] = value
+
+        name = f"{api.operation} {self.request_model}" if self.request_model else api.operation
+        self.span = spans.start(
+            name, api.span_type, spans.active_parent(), inputs, attributes, time.time_ns()
+        )
+
+    @classmethod
+    def begin(cls, api: ApiSpec, request: RequestInfo, config: TracerConfig) -> Recorder | None:
+        """Start recording, or return ``None`` (the request then goes on untraced)."""
+        try:
+            return cls(api, request, config)
+        except Exception as exc:
+            internal_error("starting a span", exc, strict=config.strict)
+            return None
+
+    # --- events from the transport -------------------------------------------------------
+
+    def on_response(
+        self,
+        status: int,
+        headers: Headers,
+        decoder: Callable[[], ContentDecoder] | None,
+        preloaded: bytes | None = None,
+    ) -> None:
+        """The response head arrived. ``decoder`` builds the content-encoding decoder;
+        ``preloaded`` is an already-read (decoded) body, which ends the recording at once."""
+        try:
+            self._status = status
+            attrs = self._response_attrs
+            attrs["http.response.status_code"] = status
+            for name in RECORDED_RESPONSE_HEADERS:
+                value = headers.get(name)
+                if value is not None:
+                    attrs[f"http.response.header.{name}"] = value
+            content_type = (headers.get("content-type") or "").lower()
+            if "event-stream" in content_type:
+                self._sse = SSEDecoder(max_line_bytes=self.config.max_body_bytes)
+                self._accumulator = self.api.new_stream()
+            else:
+                self._body = []
+            if preloaded is not None:
+                self._feed(preloaded)
+                self._end_of_body()
+            elif decoder is not None:
+                try:
+                    self._decoder = decoder()
+                except ValueError as exc:  # an encoding this machine cannot decode
+                    self._stop_parsing(str(exc))
+        except Exception as exc:
+            self._internal(exc)
+
+    def on_chunk(self, chunk: bytes) -> None:
+        """A piece of the raw (possibly compressed) response body arrived."""
+        if self._done or not self._parsing:
+            return
+        try:
+            if self._decoder is not None:
+                try:
+                    chunk = self._decoder.decode(chunk)
+                except Exception as exc:
+                    self._stop_parsing(f"response body could not be decoded: {exc}")
+                    return
+            self._feed(chunk)
+        except Exception as exc:
+            self._internal(exc)
+
+    def on_eof(self) -> None:
+        """The response body was read to its end."""
+        if self._done:
+            return
+        try:
+            if self._parsing and self._decoder is not None:
+                try:
+                    self._feed(self._decoder.flush())
+                except Exception as exc:
+                    self._stop_parsing(f"response body could not be decoded: {exc}")
+            self._end_of_body()
+        except Exception as exc:
+            self._internal(exc)
+
+    def on_close(self) -> None:
+        """The caller closed the response (possibly before reading it all) or dropped it."""
+        if self._done:
+            return
+        try:
+            self._finish()
+        except Exception as exc:
+            self._internal(exc)
+
+    def on_error(self, exc: BaseException) -> None:
+        """The inner transport raised ``exc`` (sending, or reading the body); it is re-raised
+        unchanged by the caller of this method."""
+        if self._done:
+            return
+        try:
+            self._finish(exception=exc)
+        except Exception as inner:
+            self._internal(inner)
+
+    # --- internals -----------------------------------------------------------------------
+
+    def _parse_request(self, body: bytes | None) -> Any:
+        if body is None:
+            self._problems.append("request body was not available (streamed upload)")
+            return None
+        if len(body) > self.config.max_body_bytes:
+            self._problems.append(
+                f"request body of {len(body)} bytes exceeds TRACER_MAX_BODY_BYTES "
+                f"({self.config.max_body_bytes}); not parsed"
+            )
+            return None
+        try:
+            return json.loads(body)
+        except ValueError as exc:
+            self._problems.append(f"request body is not JSON: {exc}")
+            return None
+
+    def _feed(self, data: bytes) -> None:
+        if not data or not self._parsing:
+            return
+        if self._sse is not None:
+            for event in self._sse.feed(data):
+                self._on_event(event.event, event.data)
+                if self._done:
+                    return
+        elif self._body is not None:
+            self._body_size += len(data)
+            if self._body_size > self.config.max_body_bytes:
+                self._stop_parsing(
+                    f"response body exceeds TRACER_MAX_BODY_BYTES ({self.config.max_body_bytes});"
+                    " not parsed"
+                )
+            else:
+                self._body.append(data)
+
+    def _on_event(self, event: str, data: str) -> None:
+        assert self._accumulator is not None
+        if data != "[DONE]":
+            self._chunk_count += 1
+            if self._first_chunk_ms is None:
+                self._first_chunk_ms = (time.perf_counter_ns() - self._started) / 1e6
+        self._accumulator.add(event, data)
+        if self._accumulator.completed:
+            self._finish()
+
+    def _end_of_body(self) -> None:
+        if self._sse is not None and self._parsing:
+            for event in self._sse.flush():
+                self._on_event(event.event, event.data)
+                if self._done:
+                    return
+        self._finish()
+
+    def _stop_parsing(self, problem: str) -> None:
+        self._parsing = False
+        self._problems.append(problem)
+        self._body = None
+
+    def _internal(self, exc: Exception) -> None:
+        """An error inside the tracer: end the span with what it has, then report it."""
+        self._parsing = False
+        if not self._done:
+            self._problems.append(f"tracer internal error: {type(exc).__name__}: {exc}")
+            try:
+                self._finish()
+            except Exception:
+                self._done = True
+        internal_error("recording a response", exc, strict=self.config.strict)
+
+    def _response_object(self) -> Any:
+        if self._accumulator is not None:
+            return self._accumulator.result()
+        if not self._body:
+            return None
+        raw = b"".join(self._body)
+        try:
+            return json.loads(raw)
+        except ValueError:
+            self._problems.append("response body is not JSON")
+            text = raw[:_TEXT_PREVIEW_CHARS].decode("utf-8", errors="replace")
+            return {"text": text}
+
+    def _finish(self, exception: BaseException | None = None) -> None:
+        with self._lock:
+            if self._done:
+                return
+            self._done = True
+        outputs = self._response_object()
+        summary = self.api.summarize(outputs)
+        attrs = self._response_attrs
+        model = summary.model or self.request_model
+        if model:
+            attrs["mlflow.llm.model"] = model
+        if summary.usage:
+            attrs["mlflow.chat.tokenUsage"] = summary.usage
+        if self._accumulator is not None:
+            attrs["stream.completed"] = self._accumulator.completed
+            attrs["stream.chunk_count"] = self._chunk_count
+            if self._first_chunk_ms is not None:
+                attrs["stream.time_to_first_chunk_ms"] = round(self._first_chunk_ms, 3)
+            self._problems.extend(self._accumulator.problems)
+        if self._sse is not None:
+            if self._sse.oversized_lines:
+                self._problems.append(
+                    f"{self._sse.oversized_lines} stream line(s) exceeded TRACER_MAX_BODY_BYTES"
+                    " and were skipped"
+                )
+            if self._sse.invalid_utf8_lines:
+                self._problems.append(
+                    f"{self._sse.invalid_utf8_lines} stream line(s) were not valid UTF-8"
+                )
+        if self._problems:
+            attrs["tracer.problems"] = self._problems
+        error = None
+        if exception is None and (self._status >= 400 or summary.error):
+            kind = f"HTTP {self._status}" if self._status >= 400 else "StreamError"
+            error = (kind, summary.error or f"HTTP {self._status}")
+        if isinstance(outputs, dict) and not self.config.capture_content:
+            outputs = self.api.strip_content(outputs)
+        spans.finish(
+            self.span,
+            outputs=outputs,
+            attributes=attrs,
+            tools=self._tools,
+            exception=exception,
+            error=error,
+        )

@@ -1,0 +1,148 @@
+"""Incremental Server-Sent Events decoder: bytes in arbitrary pieces in, events out.
+
+Follows https://html.spec.whatwg.org/multipage/server-sent-events.html#event-stream-interpretation:
+lines end with CRLF, LF or CR; a CR that ends one network chunk may be the first half of a
+CRLF whose LF starts the next. Lines are decoded from UTF-8 only once complete, so a
+multi-byte character split across chunks survives. No I/O: feed bytes, get events.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+__all__ = ["SSEDecoder", "SSEEvent"]
+
+
+@dataclass(frozen=True, slots=True)
+class SSEEvent:
+    """One dispatched event: its type (``""`` when the stream gave none), data and last id."""
+
+    event: str
+    data: str
+    id: str | None = None
+
+
+class SSEDecoder:
+    """Turns a byte stream into :class:`SSEEvent` objects, one ``feed`` at a time.
+
+    ``max_line_bytes`` bounds the memory a single line may hold; a longer line is dropped and
+    counted in :attr:`oversized_lines` instead of being buffered.
+    """
+
+    __slots__ = (
+        "_after_cr",
+        "_data",
+        "_event",
+        "_last_id",
+        "_line_bytes",
+        "_partial",
+        "_skipping",
+        "invalid_utf8_lines",
+        "max_line_bytes",
+        "oversized_lines",
+    )
+
+    def __init__(self, max_line_bytes: int | None = None) -> None:
+        self.max_line_bytes = max_line_bytes
+        self.oversized_lines = 0
+        self.invalid_utf8_lines = 0
+        self._partial: list[bytes] = []  # pieces of the line not yet terminated
+        self._line_bytes = 0
+        self._skipping = False  # inside an oversized line: discard until its end
+        self._after_cr = False  # the previous chunk ended with CR
+        self._data: list[str] = []
+        self._event = ""
+        self._last_id: str | None = None
+
+    def feed(self, chunk: bytes) -> list[SSEEvent]:
+        """Consume ``chunk`` and return the events it completed (often none or one)."""
+        if self._after_cr and chunk[:1] == b"\n":
+            chunk = chunk[1:]  # the LF of a CRLF split across chunks
+        if not chunk:
+            return []
+        self._after_cr = chunk[-1:] == b"\r"
+        lines = chunk.splitlines()  # bytes.splitlines splits on exactly CR, LF and CRLF
+        terminated = chunk[-1:] in (b"\n", b"\r")
+        tail = b"" if terminated else lines.pop()
+        events: list[SSEEvent] = []
+        for line in lines:
+            if self._partial or self._skipping:
+                line = self._join(line)
+                if line is None:
+                    continue
+            event = self._process_line(line)
+            if event is not None:
+                events.append(event)
+        if tail:
+            self._hold(tail)
+        return events
+
+    def flush(self) -> list[SSEEvent]:
+        """End of stream: an unterminated last line is processed; an unfinished event is not
+        dispatched (the spec drops it), but is returned when it carries data, since a server
+        that forgets the final blank line still sent it."""
+        events: list[SSEEvent] = []
+        if self._partial or self._skipping:
+            line = self._join(b"")
+            if line:
+                event = self._process_line(line)
+                if event is not None:
+                    events.append(event)
+        if self._data:
+            events.append(self._dispatch_pending())
+        return events
+
+    def _hold(self, piece: bytes) -> None:
+        if self._skipping:
+            return
+        self._line_bytes += len(piece)
+        if self.max_line_bytes is not None and self._line_bytes > self.max_line_bytes:
+            self._partial.clear()
+            self._skipping = True
+            self.oversized_lines += 1
+            return
+        self._partial.append(piece)
+
+    def _join(self, end: bytes) -> bytes | None:
+        """Complete a held line with ``end``; ``None`` if the line was oversized."""
+        self._hold(end)
+        line = None if self._skipping else b"".join(self._partial)
+        self._partial.clear()
+        self._line_bytes = 0
+        self._skipping = False
+        return line
+
+    def _process_line(self, raw: bytes) -> SSEEvent | None:
+        if self.max_line_bytes is not None and len(raw) > self.max_line_bytes:
+            self.oversized_lines += 1
+            return None
+        if not raw:
+            return self._dispatch_pending() if self._data else self._reset()
+        try:
+            line = raw.decode("utf-8")
+        except UnicodeDecodeError:
+            self.invalid_utf8_lines += 1
+            line = raw.decode("utf-8", errors="replace")
+        if line[0] == ":":
+            return None  # comment
+        name, colon, value = line.partition(":")
+        if colon and value[:1] == " ":
+            value = value[1:]
+        if name == "data":
+            self._data.append(value)
+        elif name == "event":
+            self._event = value
+        elif name == "id" and "\0" not in value:
+            self._last_id = value
+        # "retry" and unknown fields carry nothing the tracer records.
+        return None
+
+    def _dispatch_pending(self) -> SSEEvent:
+        event = SSEEvent(self._event, "\n".join(self._data), self._last_id)
+        self._data = []
+        self._event = ""
+        return event
+
+    def _reset(self) -> None:
+        self._event = ""
+        return None
