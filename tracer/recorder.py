@@ -175,10 +175,7 @@ class Recorder:
                 self._feed(preloaded)
                 self._end_of_body()
             elif decoder is not None:
-                try:
-                    self._decoder = decoder()
-                except ValueError as exc:  # an encoding this machine cannot decode
-                    self._stop_parsing(str(exc))
+                self._decoder = decoder()
         except Exception as exc:
             self._internal(exc)
 

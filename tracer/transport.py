@@ -43,19 +43,20 @@ def _begin(request: httpx.Request, config: TracerConfig) -> Recorder | None:
 
 
 def _decoder_factory(headers: httpx.Headers) -> Callable[[], ContentDecoder] | None:
-    """Builds httpx's own decoder for the response's ``Content-Encoding``, if it has one."""
+    """Builds httpx's own decoder for the response's ``Content-Encoding``, if it has one.
+
+    Like httpx, encodings it cannot decode are skipped, so the span parses what the caller
+    reads.
+    """
     encodings = [
         value.strip().lower()
         for value in headers.get_list("content-encoding", split_commas=True)
-        if value.strip().lower() not in ("", "identity")
+        if value.strip().lower() in SUPPORTED_DECODERS
     ]
-    if not encodings:
+    if not encodings or encodings == ["identity"]:
         return None
 
     def build() -> ContentDecoder:
-        unknown = [e for e in encodings if e not in SUPPORTED_DECODERS]
-        if unknown:
-            raise ValueError(f"response content-encoding {unknown[0]!r} cannot be decoded here")
         decoders = [SUPPORTED_DECODERS[e]() for e in encodings]
         return decoders[0] if len(decoders) == 1 else MultiDecoder(children=decoders)
 
