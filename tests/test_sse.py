@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import itertools
+
 import pytest
 from hypothesis import given
 from hypothesis import strategies as st
@@ -59,7 +61,7 @@ def test_byte_at_a_time() -> None:
 @given(st.lists(st.integers(min_value=0, max_value=len(STREAM)), max_size=12))
 def test_arbitrary_cuts(cuts: list[int]) -> None:
     points = [0, *sorted(cuts), len(STREAM)]
-    pieces = [STREAM[a:b] for a, b in zip(points, points[1:], strict=False)]
+    pieces = [STREAM[a:b] for a, b in itertools.pairwise(points)]
     assert decode(pieces) == EXPECTED
 
 

@@ -1,0 +1,71 @@
+"""Shared fixtures: strict tracer, a real MLflow SQLite store, the local server, span readers."""
+
+from __future__ import annotations
+
+import logging
+import os
+
+# Tracer-internal errors raise in this suite (fail-loud); set before any config is built.
+os.environ["TRACER_STRICT"] = "1"
+# Export each trace synchronously, so a test reads back what it just recorded without waiting
+# on MLflow's background queue (the tracer's production path is unaffected by this switch).
+os.environ["MLFLOW_ENABLE_ASYNC_TRACE_LOGGING"] = "false"
+
+import uuid
+from collections.abc import Iterator
+from pathlib import Path
+
+import mlflow
+import pytest
+from mlflow.entities import Span, Trace
+
+from tracer.devserver import DevServer
+
+
+@pytest.fixture(scope="session", autouse=True)
+def tracking_store(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
+    """One real SQLite MLflow store for the session."""
+    logging.getLogger("mlflow").setLevel(logging.WARNING)
+    path: Path = tmp_path_factory.mktemp("mlflow") / "mlflow.db"
+    uri = f"sqlite:///{path}"
+    mlflow.set_tracking_uri(uri)
+    yield uri
+    mlflow.flush_trace_async_logging(terminate=False)
+
+
+@pytest.fixture(autouse=True)
+def experiment(tracking_store: str) -> str:
+    """A fresh experiment per test, so each test reads back only its own traces."""
+    return mlflow.set_experiment(f"test-{uuid.uuid4().hex}").experiment_id
+
+
+@pytest.fixture(scope="session")
+def server() -> Iterator[DevServer]:
+    """The project's local OpenAI-compatible server on 127.0.0.1."""
+    with DevServer() as srv:
+        yield srv
+
+
+def read_traces(experiment_id: str) -> list[Trace]:
+    """Every trace of the experiment, oldest first, as read back from the store."""
+    mlflow.flush_trace_async_logging(terminate=False)
+    traces = mlflow.search_traces(
+        locations=[experiment_id], return_type="list", order_by=["timestamp_ms ASC"]
+    )
+    return list(traces)
+
+
+def read_spans(experiment_id: str, span_type: str | None = None) -> list[Span]:
+    """Every span of the experiment (optionally of one type), in start order."""
+    spans = [span for trace in read_traces(experiment_id) for span in trace.data.spans]
+    spans.sort(key=lambda s: s.start_time_ns)
+    if span_type is not None:
+        spans = [s for s in spans if s.span_type == span_type]
+    return spans
+
+
+def only_llm_span(experiment_id: str) -> Span:
+    """The single LLM span the test produced (fails if there is not exactly one)."""
+    spans = read_spans(experiment_id, "CHAT_MODEL")
+    assert len(spans) == 1, [s.name for s in spans]
+    return spans[0]
