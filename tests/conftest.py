@@ -10,6 +10,8 @@ os.environ["TRACER_STRICT"] = "1"
 # Export each trace synchronously, so a test reads back what it just recorded without waiting
 # on MLflow's background queue (the tracer's production path is unaffected by this switch).
 os.environ["MLFLOW_ENABLE_ASYNC_TRACE_LOGGING"] = "false"
+# No network here: don't let MLflow try to download its model price list on the first export.
+os.environ.setdefault("MLFLOW_MODEL_CATALOG_URI", "")
 
 import uuid
 from collections.abc import Iterator

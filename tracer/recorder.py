@@ -90,7 +90,6 @@ class Recorder:
     def __init__(self, api: ApiSpec, request: RequestInfo, config: TracerConfig) -> None:
         self.api = api
         self.config = config
-        self._started = time.perf_counter_ns()
         self._problems: list[str] = []
         self._done = False
         self._lock = threading.Lock()
@@ -133,9 +132,10 @@ class Recorder:
                 attributes[f"http.request.header.{name}"] = value
 
         name = f"{api.operation} {self.request_model}" if self.request_model else api.operation
-        self.span = spans.start(
-            name, api.span_type, spans.active_parent(), inputs, attributes, time.time_ns()
-        )
+        self.span = spans.start(name, api.span_type, spans.active_parent(), inputs, attributes)
+        # Timed from here, so MLflow's one-time set-up on a process's first span is not
+        # counted as time to first chunk.
+        self._started = time.perf_counter_ns()
 
     @classmethod
     def begin(cls, api: ApiSpec, request: RequestInfo, config: TracerConfig) -> Recorder | None:

@@ -27,7 +27,6 @@ def start(
     parent: LiveSpan | None,
     inputs: Any,
     attributes: dict[str, Any],
-    start_time_ns: int,
 ) -> LiveSpan:
     """Start an LLM span (a new trace when ``parent`` is ``None``)."""
     return mlflow.start_span_no_context(
@@ -36,7 +35,6 @@ def start(
         parent_span=parent,
         inputs=inputs,
         attributes=attributes,
-        start_time_ns=start_time_ns,
     )
 
 
