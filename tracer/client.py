@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import sys
 from typing import Any, TypeVar
 
 import httpx
@@ -9,41 +10,65 @@ import httpx
 from tracer.config import TracerConfig
 from tracer.transport import AsyncTracingTransport, TracingTransport
 
-__all__ = ["OPENAI_DEFAULTS", "TracedAsyncClient", "TracedClient", "wrap"]
+__all__ = ["OPENAI_DEFAULT_VALUES", "TracedAsyncClient", "TracedClient", "wrap"]
 
-#: The client settings the OpenAI SDK uses for the client it builds itself, so that passing a
-#: traced client changes nothing but tracing.
-OPENAI_DEFAULTS: dict[str, Any] = {
-    "timeout": httpx.Timeout(timeout=600.0, connect=5.0),
-    "limits": httpx.Limits(max_connections=1000, max_keepalive_connections=100),
-    "follow_redirects": True,
-}
+#: The client settings the OpenAI SDK uses for the client it builds itself (timeout, limits,
+#: follow redirects), so that passing a traced client changes nothing but tracing.
+OPENAI_DEFAULT_VALUES: tuple[dict[str, float], dict[str, int], bool] = (
+    {"timeout": 600.0, "connect": 5.0},
+    {"max_connections": 1000, "max_keepalive_connections": 100},
+    True,
+)
 
-_Client = TypeVar("_Client", httpx.Client, httpx.AsyncClient)
+_Client = TypeVar("_Client")
+
+
+def _openai_defaults() -> dict[str, Any]:
+    timeout, limits, follow = OPENAI_DEFAULT_VALUES
+    return {
+        "timeout": httpx.Timeout(**timeout),
+        "limits": httpx.Limits(**limits),
+        "follow_redirects": follow,
+    }
+
+
+def _tracing_classes(client: object) -> tuple[type, type] | None:
+    """The (sync, async) transport classes for the library ``client`` comes from."""
+    if isinstance(client, (httpx.Client, httpx.AsyncClient)):
+        return TracingTransport, AsyncTracingTransport
+    # httpx2 is optional: if the client is an httpx2 one, httpx2 is already imported.
+    httpx2 = sys.modules.get("httpx2")
+    if httpx2 is not None and isinstance(client, (httpx2.Client, httpx2.AsyncClient)):
+        from tracer import httpx2 as traced
+
+        return traced.TracingTransport, traced.AsyncTracingTransport
+    return None
 
 
 def wrap(client: _Client, config: TracerConfig | None = None) -> _Client:
     """Wrap every transport of ``client`` (its default one and each mount) in place.
 
-    Idempotent: transports already traced are left as they are. Returns ``client``.
+    Takes an ``httpx.Client`` / ``httpx.AsyncClient``, or an ``httpx2`` one when ``httpx2`` is
+    installed. Idempotent: transports already traced are left as they are. Returns ``client``.
     """
-    config = config if config is not None else TracerConfig()
-    if isinstance(client, httpx.AsyncClient):
-        tracing: type[Any] = AsyncTracingTransport
-    elif isinstance(client, httpx.Client):
-        tracing = TracingTransport
-    else:
+    classes = _tracing_classes(client)
+    if classes is None:
         raise TypeError(
-            f"wrap() takes an httpx.Client or httpx.AsyncClient, not {type(client).__name__}"
+            "wrap() takes an httpx.Client or httpx.AsyncClient (or an httpx2 one), "
+            f"not {type(client).__name__}"
         )
+    is_async = hasattr(client, "aclose")
+    tracing = classes[1] if is_async else classes[0]
+    config = config if config is not None else TracerConfig()
 
     def traced(transport: Any) -> Any:
         if transport is None or isinstance(transport, tracing):
             return transport
         return tracing(transport, config)
 
-    client._transport = traced(client._transport)
-    client._mounts = {pattern: traced(t) for pattern, t in client._mounts.items()}
+    target: Any = client
+    target._transport = traced(target._transport)
+    target._mounts = {pattern: traced(t) for pattern, t in target._mounts.items()}
     return client
 
 
@@ -55,9 +80,7 @@ class TracedClient(httpx.Client):
     """
 
     def __init__(self, *, config: TracerConfig | None = None, **kwargs: Any) -> None:
-        for key, value in OPENAI_DEFAULTS.items():
-            kwargs.setdefault(key, value)
-        super().__init__(**kwargs)
+        super().__init__(**{**_openai_defaults(), **kwargs})
         self.tracer_config = config if config is not None else TracerConfig()
         wrap(self, self.tracer_config)
 
@@ -70,8 +93,6 @@ class TracedAsyncClient(httpx.AsyncClient):
     """
 
     def __init__(self, *, config: TracerConfig | None = None, **kwargs: Any) -> None:
-        for key, value in OPENAI_DEFAULTS.items():
-            kwargs.setdefault(key, value)
-        super().__init__(**kwargs)
+        super().__init__(**{**_openai_defaults(), **kwargs})
         self.tracer_config = config if config is not None else TracerConfig()
         wrap(self, self.tracer_config)

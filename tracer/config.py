@@ -9,9 +9,10 @@ from __future__ import annotations
 
 import logging
 import os
+import re
 from typing import Any
 
-from pydantic import BaseModel, ConfigDict, Field, TypeAdapter, ValidationError
+from pydantic import BaseModel, ConfigDict, Field, TypeAdapter, ValidationError, field_validator
 
 __all__ = ["ENV_PREFIX", "TracerConfig"]
 
@@ -28,17 +29,38 @@ def _from_env(name: str, default: Any, kind: type) -> Any:
     if raw is None or raw.strip() == "":
         return default
     try:
-        return TypeAdapter(kind).validate_python(raw.strip())
-    except ValidationError:
+        adapter: TypeAdapter[Any] = TypeAdapter(kind)
+        if kind in (bool, int, str):
+            return adapter.validate_python(raw.strip())
+        return _check_routes(adapter.validate_json(raw))
+    except (ValidationError, ValueError):
         _logger.warning(
             "tracer: ignoring %s%s=%r (not a valid %s); using the default %r",
             ENV_PREFIX,
             name,
             raw,
-            kind.__name__,
+            getattr(kind, "__name__", str(kind)),
             default,
         )
         return default
+
+
+def _check_routes(routes: Any) -> Any:
+    from tracer.routes import APIS
+
+    if isinstance(routes, dict):
+        for pattern, api in routes.items():
+            if api not in APIS:
+                raise ValueError(
+                    f"unknown API {api!r} for route {pattern!r}; one of {sorted(APIS)}"
+                )
+            try:
+                re.compile(pattern)
+            except re.error as exc:
+                raise ValueError(
+                    f"route {pattern!r} is not a valid regular expression: {exc}"
+                ) from exc
+    return routes
 
 
 class TracerConfig(BaseModel):
@@ -66,8 +88,24 @@ class TracerConfig(BaseModel):
         description="TRACER_MAX_BODY_BYTES: request or response bodies (and single stream "
         "events) larger than this are passed through unparsed, and the span says so.",
     )
+    capture_embeddings: bool = Field(
+        default_factory=lambda: _from_env("CAPTURE_EMBEDDINGS", False, bool),
+        description="TRACER_CAPTURE_EMBEDDINGS: record embedding vectors (decoded to floats). "
+        "By default spans record each vector's dimension and the count, not the vectors.",
+    )
+    routes: dict[str, str] = Field(
+        default_factory=lambda: _from_env("ROUTES", {}, dict[str, str]),
+        description="TRACER_ROUTES (JSON): extra routes for custom gateway paths, a regular "
+        "expression searched in the URL path mapped to the API it speaks: chat, completions, "
+        "embeddings, responses or anthropic.messages. Checked before the built-in routes.",
+    )
     strict: bool = Field(
         default_factory=lambda: _from_env("STRICT", False, bool),
         description="TRACER_STRICT: raise the tracer's own internal errors instead of logging "
         "them once and carrying on untraced. Meant for test suites, never for production.",
     )
+
+    @field_validator("routes")
+    @classmethod
+    def _known_apis(cls, routes: dict[str, str]) -> dict[str, str]:
+        return _check_routes(routes)  # type: ignore[no-any-return]

@@ -14,11 +14,12 @@ import time
 from collections.abc import Callable
 from typing import Any, Protocol
 
-from tracer import spans
-from tracer.apis.base import ApiSpec, StreamAccumulator
+from tracer import routes, spans
+from tracer.apis.base import StreamAccumulator
 from tracer.config import TracerConfig
 from tracer.failsafe import internal_error
 from tracer.redact import RECORDED_REQUEST_HEADERS, RECORDED_RESPONSE_HEADERS, safe_url
+from tracer.routes import RouteMatch
 from tracer.sse import SSEDecoder
 
 __all__ = ["ContentDecoder", "Headers", "Recorder", "RequestInfo"]
@@ -87,8 +88,7 @@ class Recorder:
         "span",
     )
 
-    def __init__(self, api: ApiSpec, request: RequestInfo, config: TracerConfig) -> None:
-        self.api = api
+    def __init__(self, route: RouteMatch, request: RequestInfo, config: TracerConfig) -> None:
         self.config = config
         self._problems: list[str] = []
         self._done = False
@@ -105,19 +105,23 @@ class Recorder:
         self._first_chunk_ms: float | None = None
 
         body = self._parse_request(request.body)
-        model = body.get("model") if isinstance(body, dict) else None
-        self.request_model = model if isinstance(model, str) and model else None
-        tools = body.get("tools") if isinstance(body, dict) else None
-        self._tools = tools if isinstance(tools, list) else None
+        request_body = body if isinstance(body, dict) else {}
+        api = self.api = route.api or routes.api_for_body(body)
+        model = request_body.get("model")
+        self.request_model = (
+            model if isinstance(model, str) and model else route.endpoint or route.deployment
+        )
+        self._tools = api.tools(request_body)
 
-        attributes: dict[str, Any] = {}
-        inputs: Any = body
-        if isinstance(body, dict):
-            attributes = {k: v for k, v in body.items() if k not in api.content_keys}
-            if not config.capture_content:
-                inputs = attributes.copy()
+        attributes = {k: v for k, v in request_body.items() if k not in api.content_keys}
+        inputs = body if config.capture_content or body is None else attributes.copy()
+        attributes["tracer.api"] = api.name
         if api.message_format:
             attributes["mlflow.message.format"] = api.message_format
+        if route.deployment:
+            attributes["azure.openai.deployment"] = route.deployment
+        if route.endpoint:
+            attributes["databricks.serving_endpoint"] = route.endpoint
         attributes["http.request.method"] = request.method
         attributes["url.full"] = safe_url(request.url)
         attributes["server.address"] = request.host
@@ -138,10 +142,12 @@ class Recorder:
         self._started = time.perf_counter_ns()
 
     @classmethod
-    def begin(cls, api: ApiSpec, request: RequestInfo, config: TracerConfig) -> Recorder | None:
+    def begin(
+        cls, route: RouteMatch, request: RequestInfo, config: TracerConfig
+    ) -> Recorder | None:
         """Start recording, or return ``None`` (the request then goes on untraced)."""
         try:
-            return cls(api, request, config)
+            return cls(route, request, config)
         except Exception as exc:
             internal_error("starting a span", exc, strict=config.strict)
             return None
@@ -315,9 +321,10 @@ class Recorder:
             if self._done:
                 return
             self._done = True
-        outputs = self._response_object()
-        summary = self.api.summarize(outputs)
+        response = self._response_object()
+        summary = self.api.summarize(response)
         attrs = self._response_attrs
+        attrs.update(summary.attributes)
         model = summary.model or self.request_model
         if model:
             attrs["mlflow.llm.model"] = model
@@ -345,8 +352,7 @@ class Recorder:
         if exception is None and (self._status >= 400 or summary.error):
             kind = f"HTTP {self._status}" if self._status >= 400 else "StreamError"
             error = (kind, summary.error or f"HTTP {self._status}")
-        if isinstance(outputs, dict) and not self.config.capture_content:
-            outputs = self.api.strip_content(outputs)
+        outputs = self.api.outputs(response, self.config)
         spans.finish(
             self.span,
             outputs=outputs,

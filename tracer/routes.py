@@ -1,39 +1,100 @@
-"""Which wire API a request speaks, decided from its method and URL path: one table.
+"""Which wire API a request speaks, decided from its URL path (and, for Databricks'
+``/invocations``, its body): one table.
 
 Anything the table does not recognise passes through the transport untouched and untraced.
+Users add routes for their own gateway paths with ``TracerConfig(routes={pattern: api})``
+(``TRACER_ROUTES`` as JSON), checked before the built-in table.
 """
 
 from __future__ import annotations
 
+import functools
 import re
+from collections.abc import Mapping
 from dataclasses import dataclass
+from typing import Any
 
+from tracer.apis.anthropic import MESSAGES
 from tracer.apis.base import ApiSpec
 from tracer.apis.chat import CHAT
+from tracer.apis.completions import COMPLETIONS
+from tracer.apis.embeddings import EMBEDDINGS
+from tracer.apis.responses import RESPONSES
 
-__all__ = ["ROUTES", "Route", "match"]
+__all__ = ["APIS", "ROUTES", "Route", "RouteMatch", "api_for_body", "match"]
+
+#: The APIs by the names custom routes use.
+APIS: dict[str, ApiSpec] = {
+    "chat": CHAT,
+    "completions": COMPLETIONS,
+    "embeddings": EMBEDDINGS,
+    "responses": RESPONSES,
+    "anthropic.messages": MESSAGES,
+}
 
 
 @dataclass(frozen=True, slots=True)
 class Route:
-    """A path pattern (searched in the URL path) and the API that requests to it speak."""
+    """A pattern searched in the URL path, and the API requests to it speak (``None``: decided
+    by the body). A named group ``endpoint`` gives the model when the body has none."""
 
     pattern: re.Pattern[str]
-    api: ApiSpec
+    api: ApiSpec | None
+
+
+@dataclass(frozen=True, slots=True)
+class RouteMatch:
+    """A recognised request: its API (or ``None`` until the body decides), and the model-like
+    names its path carries."""
+
+    api: ApiSpec | None
+    endpoint: str | None = None
+    deployment: str | None = None
 
 
 ROUTES: tuple[Route, ...] = (
-    # OpenAI (/v1/chat/completions), vLLM and Ollama (/v1/...), Databricks
-    # (/serving-endpoints/chat/completions), Azure (/openai/deployments/{d}/chat/completions).
+    # Databricks model serving: the endpoint is the model; the body says which API.
+    Route(re.compile(r"/serving-endpoints/(?P<endpoint>[^/]+)/invocations/?$"), None),
+    # OpenAI, vLLM, Ollama, Databricks (/serving-endpoints/chat/completions), Azure
+    # (/openai/deployments/{deployment}/..., /openai/v1/...) and other compatible servers.
     Route(re.compile(r"/chat/completions/?$"), CHAT),
+    Route(re.compile(r"/completions/?$"), COMPLETIONS),
+    Route(re.compile(r"/embeddings/?$"), EMBEDDINGS),
+    Route(re.compile(r"/responses/?$"), RESPONSES),
+    Route(re.compile(r"/v1/messages/?$"), MESSAGES),
 )
 
+_AZURE_DEPLOYMENT = re.compile(r"/openai/deployments/([^/]+)/")
 
-def match(method: str, path: str) -> ApiSpec | None:
-    """The API of a ``method`` request to ``path``, or ``None`` when it is not an LLM call."""
+
+@functools.lru_cache(maxsize=32)
+def _custom(routes: tuple[tuple[str, str], ...]) -> tuple[Route, ...]:
+    return tuple(Route(re.compile(pattern), APIS[name]) for pattern, name in routes)
+
+
+def match(method: str, path: str, custom: Mapping[str, str] | None = None) -> RouteMatch | None:
+    """The route of a ``method`` request to ``path``, or ``None`` when it is not an LLM call."""
     if method != "POST":
         return None
-    for route in ROUTES:
-        if route.pattern.search(path):
-            return route.api
+    table = _custom(tuple(custom.items())) + ROUTES if custom else ROUTES
+    for route in table:
+        found = route.pattern.search(path)
+        if found is not None:
+            deployment = _AZURE_DEPLOYMENT.search(path)
+            return RouteMatch(
+                route.api,
+                endpoint=found.groupdict().get("endpoint"),
+                deployment=deployment.group(1) if deployment else None,
+            )
     return None
+
+
+def api_for_body(body: Any) -> ApiSpec:
+    """The API a Databricks ``/invocations`` body speaks: chat unless it has a prompt
+    (completions) or an input (embeddings)."""
+    if isinstance(body, dict) and "messages" not in body:
+        if "prompt" in body:
+            return COMPLETIONS
+        if "input" in body:
+            return EMBEDDINGS
+    return CHAT

@@ -4,87 +4,106 @@ They are as thin as httpx's own: delegate to the wrapped transport, forward ``cl
 swap in a response stream that hands every chunk on unchanged, the moment it arrives, after
 showing it to the :class:`~tracer.recorder.Recorder`. Errors of the inner transport pass
 through unchanged; the tracer's own never reach the caller (see :mod:`tracer.failsafe`).
+
+The logic lives in small mixins shared by the ``httpx`` classes here and the ``httpx2`` ones
+in :mod:`tracer.httpx2`; each library contributes only its base classes and decoders.
 """
 
 from __future__ import annotations
 
+import functools
 import weakref
-from collections.abc import AsyncIterator, Callable, Iterator
+from collections.abc import AsyncIterator, Callable, Iterator, Sequence
+from typing import Any
 
 import httpx
-from httpx._decoders import SUPPORTED_DECODERS, ContentDecoder, MultiDecoder
+from httpx._decoders import SUPPORTED_DECODERS, MultiDecoder
 
 from tracer import routes
 from tracer.config import TracerConfig
 from tracer.failsafe import internal_error
-from tracer.recorder import Recorder, RequestInfo
+from tracer.recorder import ContentDecoder, Recorder, RequestInfo
 
 __all__ = ["AsyncTracingTransport", "TracingTransport"]
 
 
-def _begin(request: httpx.Request, config: TracerConfig) -> Recorder | None:
+class Library:
+    """What differs between ``httpx`` and ``httpx2`` for the transports."""
+
+    def __init__(
+        self,
+        name: str,
+        request_not_read: type[Exception],
+        supported_encodings: Sequence[str],
+        build_decoder: Callable[[list[str]], ContentDecoder],
+    ) -> None:
+        self.name = name
+        self.request_not_read = request_not_read
+        self.supported_encodings = frozenset(supported_encodings)
+        self.build_decoder = build_decoder
+
+    def decoder_factory(self, headers: Any) -> Callable[[], ContentDecoder] | None:
+        """Builds the library's own decoder for the response's ``Content-Encoding``.
+
+        Like the library itself, encodings it cannot decode are skipped, so the span parses
+        what the caller reads.
+        """
+        encodings = [
+            value.strip().lower()
+            for value in headers.get_list("content-encoding", split_commas=True)
+            if value.strip().lower() in self.supported_encodings
+        ]
+        if not encodings or encodings == ["identity"]:
+            return None
+        return functools.partial(self.build_decoder, encodings)
+
+
+def _httpx_decoder(encodings: list[str]) -> ContentDecoder:
+    decoders = [SUPPORTED_DECODERS[e]() for e in encodings]
+    return decoders[0] if len(decoders) == 1 else MultiDecoder(children=decoders)
+
+
+HTTPX = Library("httpx", httpx.RequestNotRead, list(SUPPORTED_DECODERS), _httpx_decoder)
+
+
+def _begin(request: Any, config: TracerConfig, library: Library) -> Recorder | None:
     """A recorder for ``request`` if it is a traced LLM call, else ``None``."""
     if not config.enabled:
         return None
     try:
         url = request.url
-        api = routes.match(request.method, url.path)
-        if api is None:
+        route = routes.match(request.method, url.path, config.routes)
+        if route is None:
             return None
         try:
             body: bytes | None = request.content
-        except httpx.RequestNotRead:
+        except library.request_not_read:
             body = None
         info = RequestInfo(request.method, str(url), url.host, url.port, request.headers, body)
     except Exception as exc:
         internal_error("routing a request", exc, strict=config.strict)
         return None
-    return Recorder.begin(api, info, config)
+    return Recorder.begin(route, info, config)
 
 
-def _decoder_factory(headers: httpx.Headers) -> Callable[[], ContentDecoder] | None:
-    """Builds httpx's own decoder for the response's ``Content-Encoding``, if it has one.
-
-    Like httpx, encodings it cannot decode are skipped, so the span parses what the caller
-    reads.
-    """
-    encodings = [
-        value.strip().lower()
-        for value in headers.get_list("content-encoding", split_commas=True)
-        if value.strip().lower() in SUPPORTED_DECODERS
-    ]
-    if not encodings or encodings == ["identity"]:
-        return None
-
-    def build() -> ContentDecoder:
-        decoders = [SUPPORTED_DECODERS[e]() for e in encodings]
-        return decoders[0] if len(decoders) == 1 else MultiDecoder(children=decoders)
-
-    return build
-
-
-def _observe(
-    response: httpx.Response,
-    recorder: Recorder,
-    stream_class: type[_ObservedStream] | type[_AsyncObservedStream],
-) -> httpx.Response:
+def _observe(response: Any, recorder: Recorder, stream_class: type, library: Library) -> Any:
     try:
         if response.is_stream_consumed:  # built with its content already read (mocks)
             recorder.on_response(response.status_code, response.headers, None, response.content)
         else:
             recorder.on_response(
-                response.status_code, response.headers, _decoder_factory(response.headers)
+                response.status_code, response.headers, library.decoder_factory(response.headers)
             )
-            response.stream = stream_class(response.stream, recorder)  # type: ignore[arg-type]
+            response.stream = stream_class(response.stream, recorder)
     except Exception as exc:
         internal_error("observing a response", exc, strict=recorder.config.strict)
     return response
 
 
-class _ObservedStream(httpx.SyncByteStream):
+class ObservedStream:
     """Hands on each chunk of the inner stream as it arrives; tells the recorder."""
 
-    def __init__(self, inner: httpx.SyncByteStream, recorder: Recorder) -> None:
+    def __init__(self, inner: Any, recorder: Recorder) -> None:
         self._inner = inner
         self._recorder = recorder
         # Ends the span if the caller drops the response without closing it.
@@ -110,10 +129,10 @@ class _ObservedStream(httpx.SyncByteStream):
             self._finalizer()
 
 
-class _AsyncObservedStream(httpx.AsyncByteStream):
-    """The async twin of :class:`_ObservedStream`."""
+class AsyncObservedStream:
+    """The async twin of :class:`ObservedStream`."""
 
-    def __init__(self, inner: httpx.AsyncByteStream, recorder: Recorder) -> None:
+    def __init__(self, inner: Any, recorder: Recorder) -> None:
         self._inner = inner
         self._recorder = recorder
         self._finalizer = weakref.finalize(self, recorder.on_close)
@@ -138,21 +157,20 @@ class _AsyncObservedStream(httpx.AsyncByteStream):
             self._finalizer()
 
 
-class TracingTransport(httpx.BaseTransport):
-    """Wraps any ``httpx`` transport and records each LLM call through it as an MLflow span.
+class SyncTracing:
+    """The sync transport logic; concrete classes add a library's ``BaseTransport``."""
 
-    Requests to paths that are not LLM APIs pass through untouched and untraced.
-    """
+    library: Library
+    stream_class: type
+    default_transport: Callable[[], Any]
 
-    def __init__(
-        self, transport: httpx.BaseTransport | None = None, config: TracerConfig | None = None
-    ) -> None:
-        self.transport = transport if transport is not None else httpx.HTTPTransport()
+    def __init__(self, transport: Any = None, config: TracerConfig | None = None) -> None:
+        self.transport = transport if transport is not None else self.default_transport()
         self.config = config if config is not None else TracerConfig()
 
-    def handle_request(self, request: httpx.Request) -> httpx.Response:
+    def handle_request(self, request: Any) -> Any:
         """Send ``request`` through the wrapped transport, recording it if it is an LLM call."""
-        recorder = _begin(request, self.config)
+        recorder = _begin(request, self.config, self.library)
         if recorder is None:
             return self.transport.handle_request(request)
         try:
@@ -160,27 +178,27 @@ class TracingTransport(httpx.BaseTransport):
         except BaseException as exc:
             recorder.on_error(exc)
             raise
-        return _observe(response, recorder, _ObservedStream)
+        return _observe(response, recorder, self.stream_class, self.library)
 
     def close(self) -> None:
         """Close the wrapped transport."""
         self.transport.close()
 
 
-class AsyncTracingTransport(httpx.AsyncBaseTransport):
-    """The async twin of :class:`TracingTransport`, for ``httpx.AsyncClient``."""
+class AsyncTracing:
+    """The async transport logic; concrete classes add a library's ``AsyncBaseTransport``."""
 
-    def __init__(
-        self,
-        transport: httpx.AsyncBaseTransport | None = None,
-        config: TracerConfig | None = None,
-    ) -> None:
-        self.transport = transport if transport is not None else httpx.AsyncHTTPTransport()
+    library: Library
+    stream_class: type
+    default_transport: Callable[[], Any]
+
+    def __init__(self, transport: Any = None, config: TracerConfig | None = None) -> None:
+        self.transport = transport if transport is not None else self.default_transport()
         self.config = config if config is not None else TracerConfig()
 
-    async def handle_async_request(self, request: httpx.Request) -> httpx.Response:
+    async def handle_async_request(self, request: Any) -> Any:
         """Send ``request`` through the wrapped transport, recording it if it is an LLM call."""
-        recorder = _begin(request, self.config)
+        recorder = _begin(request, self.config, self.library)
         if recorder is None:
             return await self.transport.handle_async_request(request)
         try:
@@ -188,8 +206,37 @@ class AsyncTracingTransport(httpx.AsyncBaseTransport):
         except BaseException as exc:
             recorder.on_error(exc)
             raise
-        return _observe(response, recorder, _AsyncObservedStream)
+        return _observe(response, recorder, self.stream_class, self.library)
 
     async def aclose(self) -> None:
         """Close the wrapped transport."""
         await self.transport.aclose()
+
+
+class _HttpxStream(ObservedStream, httpx.SyncByteStream):
+    pass
+
+
+class _HttpxAsyncStream(AsyncObservedStream, httpx.AsyncByteStream):
+    pass
+
+
+class TracingTransport(SyncTracing, httpx.BaseTransport):
+    """Wraps any ``httpx`` transport and records each LLM call through it as an MLflow span.
+
+    ``TracingTransport(transport=None, config=None)``: the wrapped transport defaults to
+    ``httpx.HTTPTransport()``, the configuration to ``TracerConfig()`` (``TRACER_*``).
+    Requests to paths that are not LLM APIs pass through untouched and untraced.
+    """
+
+    library = HTTPX
+    stream_class = _HttpxStream
+    default_transport = httpx.HTTPTransport
+
+
+class AsyncTracingTransport(AsyncTracing, httpx.AsyncBaseTransport):
+    """The async twin of :class:`TracingTransport`, for ``httpx.AsyncClient``."""
+
+    library = HTTPX
+    stream_class = _HttpxAsyncStream
+    default_transport = httpx.AsyncHTTPTransport

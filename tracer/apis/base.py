@@ -2,10 +2,22 @@
 
 from __future__ import annotations
 
+import json
 from dataclasses import dataclass, field
 from typing import Any, Protocol
 
-__all__ = ["ApiSpec", "ResponseSummary", "StreamAccumulator", "error_message"]
+from tracer.config import TracerConfig
+
+__all__ = [
+    "ApiSpec",
+    "Problems",
+    "ResponseSummary",
+    "StreamAccumulator",
+    "error_message",
+    "int_or_none",
+    "parse_event",
+    "str_or_none",
+]
 
 
 @dataclass(slots=True)
@@ -17,6 +29,7 @@ class ResponseSummary:
     finish_reasons: list[str] = field(default_factory=list)
     response_id: str | None = None
     error: str | None = None
+    attributes: dict[str, Any] = field(default_factory=dict)
 
 
 class StreamAccumulator(Protocol):
@@ -28,7 +41,7 @@ class StreamAccumulator(Protocol):
     def add(self, event: str, data: str) -> None:
         """Take one SSE event; must tolerate malformed data (recorded in :attr:`problems`)."""
 
-    def result(self) -> dict[str, Any] | None:
+    def result(self) -> Any:
         """The reassembled object so far (also valid for an unfinished stream)."""
 
     @property
@@ -36,29 +49,50 @@ class StreamAccumulator(Protocol):
         """What could not be parsed, in words, for the span's ``tracer.problems``."""
 
 
-class ApiSpec(Protocol):
-    """A wire API: which span it makes and how it reads requests and responses."""
+class ApiSpec:
+    """A wire API: which span it makes and how it reads requests and responses.
 
-    operation: str
+    Subclasses set the class attributes and override what differs; the defaults fit
+    OpenAI-style JSON APIs.
+    """
+
+    name: str = ""
+    """The ``tracer.api`` attribute: ``chat.completions``, ``responses``, ..."""
+    operation: str = ""
     """OpenTelemetry GenAI operation name: ``chat``, ``text_completion``, ``embeddings``."""
-    span_type: str
-    message_format: str | None
-    content_keys: tuple[str, ...]
+    span_type: str = "LLM"
+    message_format: str | None = None
+    content_keys: tuple[str, ...] = ()
     """Request keys that hold prompts/messages (kept out of attributes, dropped when content
     capture is off)."""
 
+    def tools(self, request: dict[str, Any]) -> list[Any] | None:
+        """The request's tool definitions in the chat-completions form MLflow displays."""
+        tools = request.get("tools")
+        return tools if isinstance(tools, list) and tools else None
+
     def summarize(self, response: Any) -> ResponseSummary:
         """Model, usage, finish reasons, id and error message of a response object."""
+        return ResponseSummary()
+
+    def outputs(self, response: Any, config: TracerConfig) -> Any:
+        """What the span records as outputs for ``response``."""
+        if isinstance(response, dict) and not config.capture_content:
+            return self.strip_content(response)
+        return response
 
     def strip_content(self, response: dict[str, Any]) -> dict[str, Any]:
         """The response without prompts or completions (content capture off)."""
+        return response
 
     def new_stream(self) -> StreamAccumulator:
         """A fresh accumulator for one streamed response."""
+        raise NotImplementedError
 
 
 def error_message(body: Any) -> str | None:
-    """The message of an OpenAI-style error body (``{"error": {"message": ...}}``)."""
+    """The message of an error body: OpenAI's ``{"error": {"message": ...}}``, Anthropic's
+    ``{"type": "error", "error": {...}}``, or a bare ``{"message": ...}``."""
     if not isinstance(body, dict):
         return None
     error = body.get("error")
@@ -73,3 +107,41 @@ def error_message(body: Any) -> str | None:
     if isinstance(message, str) and message:
         return message
     return None
+
+
+def int_or_none(value: Any) -> int | None:
+    """``value`` if it is an int (and not a bool), else ``None``."""
+    return value if isinstance(value, int) and not isinstance(value, bool) else None
+
+
+def str_or_none(value: Any) -> str | None:
+    """``value`` if it is a non-empty string, else ``None``."""
+    return value if isinstance(value, str) and value else None
+
+
+class Problems:
+    """A short, bounded list of parse problems for ``tracer.problems``."""
+
+    __slots__ = ("items",)
+    LIMIT = 10
+
+    def __init__(self) -> None:
+        self.items: list[str] = []
+
+    def add(self, text: str) -> None:
+        """Record one problem (beyond the limit, problems are counted, not kept)."""
+        if len(self.items) < self.LIMIT:
+            self.items.append(text)
+
+
+def parse_event(data: str, problems: Problems) -> dict[str, Any] | None:
+    """The JSON object of one stream event, or ``None`` (recorded as a problem)."""
+    try:
+        value = json.loads(data)
+    except ValueError:
+        problems.add(f"stream event is not JSON: {data[:80]!r}")
+        return None
+    if not isinstance(value, dict):
+        problems.add(f"stream event is not a JSON object: {data[:80]!r}")
+        return None
+    return value

@@ -11,7 +11,7 @@ from __future__ import annotations
 import json
 from typing import Any
 
-from tracer.apis.base import ResponseSummary, error_message
+from tracer.apis.base import ApiSpec, Problems, ResponseSummary, error_message, parse_event
 
 __all__ = ["CHAT", "ChatCompletions", "ChatStream", "openai_usage"]
 
@@ -58,13 +58,14 @@ def content_text(content: Any) -> str | None:
     return str(content)
 
 
-class ChatCompletions:
-    """The ``chat`` API spec (see :class:`tracer.apis.base.ApiSpec`)."""
+class ChatCompletions(ApiSpec):
+    """OpenAI chat completions."""
 
+    name = "chat.completions"
     operation = "chat"
     span_type = "CHAT_MODEL"
-    message_format: str | None = "openai"
-    content_keys: tuple[str, ...] = ("messages",)
+    message_format = "openai"
+    content_keys = ("messages",)
 
     def summarize(self, response: Any) -> ResponseSummary:
         """Model, usage, finish reasons, id and error of a ``chat.completion`` object."""
@@ -210,25 +211,20 @@ class ChatStream:
         self._choices: dict[int, _Choice] = {}
         self._usage: Any = None
         self._error: Any = None
-        self._problems: list[str] = []
+        self._problems = Problems()
 
     @property
     def problems(self) -> list[str]:
         """What could not be parsed, in words."""
-        return self._problems
+        return self._problems.items
 
     def add(self, event: str, data: str) -> None:
         """Take one SSE event of the stream."""
         if data == "[DONE]":
             self.completed = True
             return
-        try:
-            chunk = json.loads(data)
-        except ValueError:
-            self._problem(f"stream event is not JSON: {data[:80]!r}")
-            return
-        if not isinstance(chunk, dict):
-            self._problem(f"stream event is not a JSON object: {data[:80]!r}")
+        chunk = parse_event(data, self._problems)
+        if chunk is None:
             return
         if chunk.get("error"):
             self._error = chunk
@@ -257,10 +253,6 @@ class ChatStream:
                 choice.finish_reason = raw["finish_reason"]
             if isinstance(raw.get("logprobs"), dict):
                 choice.add_logprobs(raw["logprobs"])
-
-    def _problem(self, text: str) -> None:
-        if len(self._problems) < 10:
-            self._problems.append(text)
 
     def result(self) -> dict[str, Any] | None:
         """The ``chat.completion`` object rebuilt from the events seen so far."""

@@ -1,0 +1,217 @@
+"""Anthropic Messages (``POST .../v1/messages``), streamed or not.
+
+A stream (``message_start``, ``content_block_start``, ``content_block_delta`` with
+``text_delta`` / ``input_json_delta`` / ``thinking_delta`` / ``signature_delta`` /
+``citations_delta``, ``content_block_stop``, ``message_delta``, ``message_stop``, ``error``)
+is reassembled into the final ``Message``; tool inputs are parsed from their JSON fragments.
+"""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+from tracer.apis.base import (
+    ApiSpec,
+    Problems,
+    ResponseSummary,
+    error_message,
+    int_or_none,
+    parse_event,
+    str_or_none,
+)
+
+__all__ = ["MESSAGES", "Messages", "MessagesStream", "anthropic_usage"]
+
+
+def anthropic_usage(usage: Any) -> dict[str, int] | None:
+    """MLflow's token-usage dict from an Anthropic ``usage`` object.
+
+    Anthropic's ``input_tokens`` exclude cached tokens; like MLflow's own Anthropic
+    integration, the cache reads and writes are added back so input and total count them.
+    """
+    if not isinstance(usage, dict):
+        return None
+    given, produced = (
+        int_or_none(usage.get("input_tokens")),
+        int_or_none(usage.get("output_tokens")),
+    )
+    if given is None and produced is None:
+        return None
+    result = {"input_tokens": given or 0, "output_tokens": produced or 0}
+    cached = int_or_none(usage.get("cache_read_input_tokens"))
+    created = int_or_none(usage.get("cache_creation_input_tokens"))
+    if cached is not None:
+        result["cache_read_input_tokens"] = cached
+    if created is not None:
+        result["cache_creation_input_tokens"] = created
+    result["input_tokens"] += (cached or 0) + (created or 0)
+    result["total_tokens"] = result["input_tokens"] + result["output_tokens"]
+    return result
+
+
+class Messages(ApiSpec):
+    """Anthropic Messages API."""
+
+    name = "anthropic.messages"
+    operation = "chat"
+    span_type = "CHAT_MODEL"
+    message_format = "anthropic"
+    content_keys = ("messages", "system")
+
+    def tools(self, request: dict[str, Any]) -> list[Any] | None:
+        """Anthropic tools (``input_schema``) in the chat-completions form."""
+        tools = super().tools(request)
+        if not tools:
+            return None
+        return [
+            {
+                "type": "function",
+                "function": {
+                    k: v
+                    for k, v in (
+                        ("name", t.get("name")),
+                        ("description", t.get("description")),
+                        ("parameters", t.get("input_schema")),
+                    )
+                    if v is not None
+                },
+            }
+            if isinstance(t, dict) and "input_schema" in t
+            else t
+            for t in tools
+        ]
+
+    def summarize(self, response: Any) -> ResponseSummary:
+        """Model, usage with cache tokens, stop reason, id and error of a ``Message``."""
+        if not isinstance(response, dict):
+            return ResponseSummary()
+        stop = str_or_none(response.get("stop_reason"))
+        return ResponseSummary(
+            model=str_or_none(response.get("model")),
+            usage=anthropic_usage(response.get("usage")),
+            finish_reasons=[stop] if stop else [],
+            response_id=str_or_none(response.get("id")),
+            error=error_message(response)
+            if response.get("type") == "error" or "error" in response
+            else None,
+        )
+
+    def strip_content(self, response: dict[str, Any]) -> dict[str, Any]:
+        """The message with each content block reduced to its type (and tool name)."""
+        stripped = dict(response)
+        if isinstance(response.get("content"), list):
+            stripped["content"] = [
+                {k: b[k] for k in ("type", "id", "name") if k in b}
+                for b in response["content"]
+                if isinstance(b, dict)
+            ]
+        return stripped
+
+    def new_stream(self) -> MessagesStream:
+        """A fresh accumulator for one streamed message."""
+        return MessagesStream()
+
+
+MESSAGES = Messages()
+
+_DELTA_FIELDS = {
+    "text_delta": ("text", "text"),
+    "thinking_delta": ("thinking", "thinking"),
+    "signature_delta": ("signature", "signature"),
+    "input_json_delta": ("partial_json", "_json"),
+}
+
+
+class MessagesStream:
+    """Accumulates Anthropic stream events into the final ``Message``."""
+
+    __slots__ = ("_blocks", "_error", "_message", "_parts", "_problems", "completed")
+
+    def __init__(self) -> None:
+        self.completed = False
+        self._message: dict[str, Any] | None = None
+        self._blocks: dict[int, dict[str, Any]] = {}
+        self._parts: dict[tuple[int, str], list[str]] = {}
+        self._error: dict[str, Any] | None = None
+        self._problems = Problems()
+
+    @property
+    def problems(self) -> list[str]:
+        """What could not be parsed, in words."""
+        return self._problems.items
+
+    def add(self, event: str, data: str) -> None:
+        """Take one stream event."""
+        payload = parse_event(data, self._problems)
+        if payload is None:
+            return
+        kind = payload.get("type") or event
+        if kind == "message_start" and isinstance(payload.get("message"), dict):
+            self._message = dict(payload["message"])
+        elif kind == "content_block_start":
+            index, block = payload.get("index"), payload.get("content_block")
+            if isinstance(index, int) and isinstance(block, dict):
+                self._blocks[index] = dict(block)
+        elif kind == "content_block_delta":
+            self._add_delta(payload.get("index"), payload.get("delta"))
+        elif kind == "message_delta":
+            message = self._message if self._message is not None else {}
+            self._message = message
+            if isinstance(payload.get("delta"), dict):
+                message.update(payload["delta"])
+            if isinstance(payload.get("usage"), dict):
+                usage = dict(message.get("usage") or {})
+                usage.update({k: v for k, v in payload["usage"].items() if v is not None})
+                message["usage"] = usage
+        elif kind == "message_stop":
+            self.completed = True
+        elif kind == "error":
+            self._error = (
+                payload.get("error") if isinstance(payload.get("error"), dict) else payload
+            )
+
+    def _add_delta(self, index: Any, delta: Any) -> None:
+        if not isinstance(index, int) or not isinstance(delta, dict):
+            return
+        if delta.get("type") == "citations_delta":
+            block = self._blocks.setdefault(index, {"type": "text"})
+            block.setdefault("citations", None)
+            block["citations"] = [*(block["citations"] or []), delta.get("citation")]
+            return
+        fields = _DELTA_FIELDS.get(str(delta.get("type")))
+        if fields is None:
+            return
+        source, target = fields
+        value = delta.get(source)
+        if isinstance(value, str):
+            self._parts.setdefault((index, target), []).append(value)
+
+    def _block(self, index: int) -> dict[str, Any]:
+        block = dict(self._blocks.get(index, {"type": "text"}))
+        for (i, target), pieces in self._parts.items():
+            if i != index:
+                continue
+            joined = "".join(pieces)
+            if target == "_json":
+                try:
+                    block["input"] = json.loads(joined) if joined else {}
+                except ValueError:
+                    self._problems.add(f"tool input of block {index} is not complete JSON")
+                    block["input"] = joined
+            elif target in ("text", "thinking"):
+                block[target] = block.get(target, "") + joined
+            else:
+                block[target] = joined
+        return block
+
+    def result(self) -> dict[str, Any] | None:
+        """The ``Message`` rebuilt from the events seen so far."""
+        if self._message is None and not self._blocks and not self._parts:
+            return {"type": "error", "error": self._error} if self._error is not None else None
+        message = dict(self._message or {"type": "message", "role": "assistant"})
+        indices = sorted(set(self._blocks) | {i for i, _ in self._parts})
+        message["content"] = [self._block(i) for i in indices]
+        if self._error is not None:
+            message["error"] = self._error
+        return message

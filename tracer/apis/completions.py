@@ -1,0 +1,145 @@
+"""OpenAI legacy completions (``POST .../completions``), streamed or not.
+
+A stream of ``text_completion`` chunks is rebuilt into the non-streaming object: every
+choice's text (``n > 1``, ``best_of``, several prompts), logprobs, finish reasons and the
+usage of a final usage chunk — which autolog drops.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from tracer.apis.base import ApiSpec, Problems, ResponseSummary, error_message, parse_event
+from tracer.apis.chat import openai_usage
+
+__all__ = ["COMPLETIONS", "CompletionStream", "Completions"]
+
+_HEADER_KEYS = ("id", "created", "model", "system_fingerprint")
+_LOGPROB_LISTS = ("tokens", "token_logprobs", "top_logprobs", "text_offset")
+
+
+def summarize_openai(response: Any) -> ResponseSummary:
+    """Model, usage, finish reasons, id and error of an OpenAI completion-like object."""
+    if not isinstance(response, dict):
+        return ResponseSummary()
+    model, rid = response.get("model"), response.get("id")
+    return ResponseSummary(
+        model=model if isinstance(model, str) and model else None,
+        usage=openai_usage(response.get("usage")),
+        finish_reasons=[
+            c["finish_reason"]
+            for c in response.get("choices") or ()
+            if isinstance(c, dict) and isinstance(c.get("finish_reason"), str)
+        ],
+        response_id=rid if isinstance(rid, str) else None,
+        error=error_message(response) if "error" in response else None,
+    )
+
+
+class Completions(ApiSpec):
+    """OpenAI legacy text completions."""
+
+    name = "completions"
+    operation = "text_completion"
+    span_type = "LLM"
+    message_format = "openai"
+    content_keys = ("prompt", "suffix")
+
+    def summarize(self, response: Any) -> ResponseSummary:
+        """Model, usage, finish reasons, id and error of a ``text_completion``."""
+        return summarize_openai(response)
+
+    def strip_content(self, response: dict[str, Any]) -> dict[str, Any]:
+        """Each choice reduced to its index and finish reason."""
+        stripped = {k: v for k, v in response.items() if k != "choices"}
+        if isinstance(response.get("choices"), list):
+            stripped["choices"] = [
+                {k: c.get(k) for k in ("index", "finish_reason")}
+                for c in response["choices"]
+                if isinstance(c, dict)
+            ]
+        return stripped
+
+    def new_stream(self) -> CompletionStream:
+        """A fresh accumulator for one streamed completion."""
+        return CompletionStream()
+
+
+COMPLETIONS = Completions()
+
+
+class CompletionStream:
+    """Accumulates ``text_completion`` chunks into one ``text_completion`` object."""
+
+    __slots__ = ("_choices", "_error", "_header", "_problems", "_usage", "completed")
+
+    def __init__(self) -> None:
+        self.completed = False
+        self._header: dict[str, Any] = {}
+        self._choices: dict[int, dict[str, Any]] = {}
+        self._usage: Any = None
+        self._error: Any = None
+        self._problems = Problems()
+
+    @property
+    def problems(self) -> list[str]:
+        """What could not be parsed, in words."""
+        return self._problems.items
+
+    def add(self, event: str, data: str) -> None:
+        """Take one SSE event of the stream."""
+        if data == "[DONE]":
+            self.completed = True
+            return
+        chunk = parse_event(data, self._problems)
+        if chunk is None:
+            return
+        if chunk.get("error"):
+            self._error = chunk["error"]
+            return
+        for key in _HEADER_KEYS:
+            if key not in self._header and chunk.get(key) is not None:
+                self._header[key] = chunk[key]
+        if chunk.get("usage"):
+            self._usage = chunk["usage"]
+        for position, raw in enumerate(chunk.get("choices") or ()):
+            if not isinstance(raw, dict):
+                continue
+            index = raw.get("index")
+            index = index if isinstance(index, int) else position
+            choice = self._choices.setdefault(
+                index, {"text": [], "logprobs": None, "finish_reason": None}
+            )
+            if isinstance(raw.get("text"), str):
+                choice["text"].append(raw["text"])
+            if raw.get("finish_reason"):
+                choice["finish_reason"] = raw["finish_reason"]
+            logprobs = raw.get("logprobs")
+            if isinstance(logprobs, dict):
+                merged = choice["logprobs"] = choice["logprobs"] or {k: [] for k in _LOGPROB_LISTS}
+                for key in _LOGPROB_LISTS:
+                    if isinstance(logprobs.get(key), list):
+                        merged[key].extend(logprobs[key])
+
+    def result(self) -> dict[str, Any] | None:
+        """The ``text_completion`` object rebuilt from the events seen so far."""
+        if not self._header and not self._choices and self._usage is None:
+            return {"error": self._error} if self._error is not None else None
+        result: dict[str, Any] = {"id": self._header.get("id"), "object": "text_completion"}
+        for key in _HEADER_KEYS[1:]:
+            if key in self._header:
+                result[key] = self._header[key]
+        result["choices"] = [
+            {
+                "index": index,
+                "text": "".join(c["text"]),
+                "logprobs": c["logprobs"],
+                "finish_reason": c["finish_reason"],
+            }
+            for index, c in sorted(self._choices.items())
+        ]
+        if self._usage is not None:
+            result["usage"] = self._usage
+        if self._error is not None:
+            result["error"] = self._error
+        return result

@@ -1,0 +1,200 @@
+"""OpenAI Responses API (``POST .../responses``), streamed or not.
+
+A stream of typed events is reassembled into the final ``response`` object: taken whole from
+``response.completed`` (or ``response.failed`` / ``response.incomplete``) when one arrives,
+otherwise rebuilt from ``response.created`` and the output items and deltas seen so far.
+"""
+
+from __future__ import annotations
+
+import copy
+from typing import Any
+
+from tracer.apis.base import (
+    ApiSpec,
+    Problems,
+    ResponseSummary,
+    error_message,
+    int_or_none,
+    parse_event,
+    str_or_none,
+)
+
+__all__ = ["RESPONSES", "Responses", "ResponsesStream", "responses_usage"]
+
+_TERMINAL = ("response.completed", "response.failed", "response.incomplete")
+
+
+def responses_usage(usage: Any) -> dict[str, int] | None:
+    """MLflow's token-usage dict from a Responses API ``usage`` object."""
+    if not isinstance(usage, dict):
+        return None
+    given, produced = (
+        int_or_none(usage.get("input_tokens")),
+        int_or_none(usage.get("output_tokens")),
+    )
+    if given is None and produced is None:
+        return None
+    result = {"input_tokens": given or 0, "output_tokens": produced or 0}
+    total = int_or_none(usage.get("total_tokens"))
+    result["total_tokens"] = (
+        total if total is not None else result["input_tokens"] + result["output_tokens"]
+    )
+    details = usage.get("input_tokens_details")
+    cached = int_or_none(details.get("cached_tokens")) if isinstance(details, dict) else None
+    if cached is not None:
+        result["cache_read_input_tokens"] = cached
+    return result
+
+
+def _function_tool(tool: Any) -> Any:
+    """A Responses tool in the chat-completions form MLflow's tool view expects."""
+    if not isinstance(tool, dict):
+        return tool
+    if tool.get("type") == "function" and "function" not in tool:
+        definition = {k: v for k, v in tool.items() if k in ("name", "description", "parameters")}
+        return {"type": "function", "function": definition}
+    return tool
+
+
+class Responses(ApiSpec):
+    """OpenAI Responses API."""
+
+    name = "responses"
+    operation = "chat"
+    span_type = "CHAT_MODEL"
+    message_format = "openai"
+    content_keys = ("input", "instructions")
+
+    def tools(self, request: dict[str, Any]) -> list[Any] | None:
+        """Function tools converted to the chat-completions form."""
+        tools = super().tools(request)
+        return [_function_tool(t) for t in tools] if tools else None
+
+    def summarize(self, response: Any) -> ResponseSummary:
+        """Model, usage (with cached tokens), status as finish reason, id and error."""
+        if not isinstance(response, dict):
+            return ResponseSummary()
+        status = str_or_none(response.get("status"))
+        error = None
+        if response.get("error"):
+            error = error_message(response) or "response failed"
+        elif status == "failed":
+            error = "response failed"
+        summary = ResponseSummary(
+            model=str_or_none(response.get("model")),
+            usage=responses_usage(response.get("usage")),
+            finish_reasons=[status] if status else [],
+            response_id=str_or_none(response.get("id")),
+            error=error,
+        )
+        details = response.get("incomplete_details")
+        if isinstance(details, dict) and details.get("reason"):
+            summary.attributes["responses.incomplete_reason"] = details["reason"]
+        return summary
+
+    def strip_content(self, response: dict[str, Any]) -> dict[str, Any]:
+        """The response without its output items' content (types and statuses kept)."""
+        stripped = {k: v for k, v in response.items() if k not in ("output", "instructions")}
+        if isinstance(response.get("output"), list):
+            stripped["output"] = [
+                {k: item.get(k) for k in ("type", "id", "status")}
+                for item in response["output"]
+                if isinstance(item, dict)
+            ]
+        return stripped
+
+    def new_stream(self) -> ResponsesStream:
+        """A fresh accumulator for one streamed response."""
+        return ResponsesStream()
+
+
+RESPONSES = Responses()
+
+
+class ResponsesStream:
+    """Accumulates Responses API stream events into the final ``response`` object."""
+
+    __slots__ = (
+        "_args",
+        "_error",
+        "_final",
+        "_items",
+        "_problems",
+        "_response",
+        "_texts",
+        "completed",
+    )
+
+    def __init__(self) -> None:
+        self.completed = False
+        self._response: dict[str, Any] | None = None  # from response.created / in_progress
+        self._final: dict[str, Any] | None = None  # from a terminal event
+        self._items: dict[int, dict[str, Any]] = {}
+        self._texts: dict[tuple[int, int], list[str]] = {}
+        self._args: dict[int, list[str]] = {}
+        self._error: dict[str, Any] | None = None
+        self._problems = Problems()
+
+    @property
+    def problems(self) -> list[str]:
+        """What could not be parsed, in words."""
+        return self._problems.items
+
+    def add(self, event: str, data: str) -> None:
+        """Take one typed event of the stream."""
+        payload = parse_event(data, self._problems)
+        if payload is None:
+            return
+        kind = payload.get("type") or event
+        if kind in _TERMINAL:
+            if isinstance(payload.get("response"), dict):
+                self._final = payload["response"]
+            self.completed = True
+        elif kind in ("response.created", "response.in_progress", "response.queued"):
+            if isinstance(payload.get("response"), dict):
+                self._response = payload["response"]
+        elif kind == "error":
+            self._error = payload
+        elif kind in ("response.output_item.added", "response.output_item.done"):
+            index, item = payload.get("output_index"), payload.get("item")
+            if isinstance(index, int) and isinstance(item, dict):
+                self._items[index] = item
+                if kind.endswith(".done"):
+                    self._args.pop(index, None)
+                    for key in [k for k in self._texts if k[0] == index]:
+                        del self._texts[key]
+        elif kind == "response.output_text.delta":
+            key = (payload.get("output_index"), payload.get("content_index", 0))
+            if isinstance(key[0], int) and isinstance(payload.get("delta"), str):
+                self._texts.setdefault(key, []).append(payload["delta"])  # type: ignore[arg-type]
+        elif kind == "response.function_call_arguments.delta":
+            index = payload.get("output_index")
+            if isinstance(index, int) and isinstance(payload.get("delta"), str):
+                self._args.setdefault(index, []).append(payload["delta"])
+
+    def result(self) -> dict[str, Any] | None:
+        """The final ``response`` object, or one rebuilt from what arrived so far."""
+        if self._final is not None:
+            return self._final
+        if self._response is None and not self._items:
+            return {"error": self._error} if self._error is not None else None
+        result = copy.deepcopy(self._response) if self._response is not None else {}
+        result.setdefault("object", "response")
+        output = []
+        for index, item in sorted(self._items.items()):
+            item = copy.deepcopy(item)
+            if index in self._args:
+                item["arguments"] = "".join(self._args[index])
+            texts = sorted((k[1], v) for k, v in self._texts.items() if k[0] == index)
+            if texts:
+                parts = item.setdefault("content", [])
+                for content_index, pieces in texts:
+                    while len(parts) <= content_index:
+                        parts.append({"type": "output_text", "text": "", "annotations": []})
+                    parts[content_index]["text"] = "".join(pieces)
+            output.append(item)
+        result["output"] = output
+        if self._error is not None:
+            result["error"] = {k: v for k, v in self._error.items() if k != "type"}
+        return result
