@@ -7,7 +7,9 @@ from typing import Any
 
 from openai import AsyncOpenAI, OpenAI
 
-from tracer import TracedAsyncClient, TracedClient, TracerConfig
+import tracer
+import tracer.httpx2
+from tracer import TracerConfig
 
 API_KEY = "sk-test-SECRET-4242"
 QUESTION = [{"role": "user", "content": "What is the capital of France?"}]
@@ -26,10 +28,15 @@ WEATHER_TOOL = {
 
 
 class Chat:
-    """Runs ``chat.completions.create`` through a traced sync or async SDK client."""
+    """Runs ``chat.completions.create`` through a traced sync or async SDK client.
+
+    ``mode`` is ``sync`` or ``async``, optionally suffixed ``-httpx2`` to use the tracer's
+    ``httpx2`` clients instead of the ``httpx`` ones.
+    """
 
     def __init__(self, mode: str, base_url: str, config: TracerConfig | None = None) -> None:
-        self.mode = mode
+        self.mode, _, library = mode.partition("-")
+        self.clients = tracer.httpx2 if library == "httpx2" else tracer
         self.base_url = base_url
         self.config = config
 
@@ -41,7 +48,7 @@ class Chat:
             with OpenAI(
                 api_key=API_KEY,
                 base_url=self.base_url,
-                http_client=TracedClient(config=self.config),
+                http_client=self.clients.TracedClient(config=self.config),
                 max_retries=max_retries,
                 timeout=timeout,
             ) as client:
@@ -52,7 +59,7 @@ class Chat:
             async with AsyncOpenAI(
                 api_key=API_KEY,
                 base_url=self.base_url,
-                http_client=TracedAsyncClient(config=self.config),
+                http_client=self.clients.TracedAsyncClient(config=self.config),
                 max_retries=max_retries,
                 timeout=timeout,
             ) as client:

@@ -128,3 +128,21 @@ def test_bad_explicit_value_is_rejected() -> None:
         TracerConfig(max_body_bytes=-1)
     with pytest.raises(ValueError):
         TracerConfig(unknown=True)  # type: ignore[call-arg]
+
+
+def test_httpx2_clients_and_wrap() -> None:
+    import httpx2
+
+    import tracer.httpx2
+
+    client = tracer.httpx2.TracedClient(mounts={"http://internal": httpx2.HTTPTransport()})
+    assert isinstance(client, httpx2.Client)
+    assert isinstance(client._transport, tracer.httpx2.TracingTransport)
+    assert all(isinstance(t, tracer.httpx2.TracingTransport) for t in client._mounts.values())
+    assert client.timeout.as_dict() == openai.DEFAULT_TIMEOUT.as_dict()
+    assert client.follow_redirects is True
+
+    plain = httpx2.AsyncClient()
+    assert wrap(wrap(plain)) is plain
+    assert isinstance(plain._transport, tracer.httpx2.AsyncTracingTransport)
+    assert isinstance(plain._transport.transport, httpx2.AsyncHTTPTransport)

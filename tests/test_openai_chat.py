@@ -13,7 +13,7 @@ from sdk import API_KEY, QUESTION, WEATHER_TOOL, Chat, joined_content
 from tracer.devserver import DevServer
 
 
-@pytest.fixture(params=["sync", "async"])
+@pytest.fixture(params=["sync", "async", "sync-httpx2", "async-httpx2"])
 def chat(request: pytest.FixtureRequest, server: DevServer) -> Chat:
     return Chat(request.param, server.base_url)
 

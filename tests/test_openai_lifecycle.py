@@ -22,7 +22,7 @@ from tracer.devserver import DevServer
 FULL = "The capital of France is Paris."
 
 
-@pytest.fixture(params=["sync", "async"])
+@pytest.fixture(params=["sync", "async", "sync-httpx2", "async-httpx2"])
 def chat(request: pytest.FixtureRequest, server: DevServer) -> Chat:
     return Chat(request.param, server.base_url)
 
