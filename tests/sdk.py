@@ -40,32 +40,49 @@ class Chat:
         self.base_url = base_url
         self.config = config
 
-    def create(self, *, max_retries: int = 0, timeout: float = 30.0, **kwargs: Any) -> Any:
-        """One call; a stream is read to the end and returned as its list of chunks."""
+    def create(self, **kwargs: Any) -> Any:
+        """One chat completion; a stream is read to the end and returned as its chunks."""
         kwargs.setdefault("model", "gpt-4o-mini")
         kwargs.setdefault("messages", QUESTION)
+        return self.call("chat.completions.create", **kwargs)
+
+    def call(
+        self,
+        method: str,
+        *,
+        max_retries: int = 0,
+        timeout: float = 30.0,
+        client_class: tuple[type, type] = (OpenAI, AsyncOpenAI),
+        client_kwargs: dict[str, Any] | None = None,
+        **kwargs: Any,
+    ) -> Any:
+        """Call ``method`` (a dotted path on the SDK client, e.g. ``embeddings.create``); a
+        stream is read to the end and returned as its list of events."""
+        options = {
+            "api_key": API_KEY,
+            "max_retries": max_retries,
+            "timeout": timeout,
+            **({"base_url": self.base_url} if self.base_url else {}),
+            **(client_kwargs or {}),
+        }
+
+        def bound(client: Any) -> Any:
+            for name in method.split("."):
+                client = getattr(client, name)
+            return client
+
         if self.mode == "sync":
-            with OpenAI(
-                api_key=API_KEY,
-                base_url=self.base_url,
-                http_client=self.clients.TracedClient(config=self.config),
-                max_retries=max_retries,
-                timeout=timeout,
-            ) as client:
-                result = client.chat.completions.create(**kwargs)
+            http_client = self.clients.TracedClient(config=self.config)
+            with client_class[0](http_client=http_client, **options) as client:
+                result = bound(client)(**kwargs)
                 return list(result) if kwargs.get("stream") else result
 
         async def run() -> Any:
-            async with AsyncOpenAI(
-                api_key=API_KEY,
-                base_url=self.base_url,
-                http_client=self.clients.TracedAsyncClient(config=self.config),
-                max_retries=max_retries,
-                timeout=timeout,
-            ) as client:
-                result = await client.chat.completions.create(**kwargs)
+            http_client = self.clients.TracedAsyncClient(config=self.config)
+            async with client_class[1](http_client=http_client, **options) as client:
+                result = await bound(client)(**kwargs)
                 if kwargs.get("stream"):
-                    return [chunk async for chunk in result]
+                    return [event async for event in result]
                 return result
 
         return asyncio.run(run())

@@ -293,3 +293,15 @@ def test_strict_mode_raises_internal_errors(
         pytest.raises(RuntimeError, match="tracer bug"),
     ):
         list(response.iter_raw())
+
+
+def test_custom_route_for_a_gateway_path(
+    httpx_mock: HTTPXMock, experiment: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("TRACER_ROUTES", json.dumps({r"/gateway/llm/generate$": "chat"}))
+    httpx_mock.add_response(url="http://gw.test/gateway/llm/generate", json=COMPLETION)
+    with TracedClient() as client:
+        client.post("http://gw.test/gateway/llm/generate", json=REQUEST | {"stream": False})
+    span = only_llm_span(experiment)
+    assert span.outputs == COMPLETION
+    assert span.attributes["tracer.api"] == "chat.completions"

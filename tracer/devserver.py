@@ -1,8 +1,8 @@
-"""A realistic, deterministic, local OpenAI-compatible HTTP server for tests and demos.
+"""A realistic, deterministic, local LLM API server for tests and demos (127.0.0.1 only).
 
-The server speaks HTTP/1.1 with keep-alive, mimics the response shapes and headers of
-``api.openai.com`` field for field, and can be steered per request through ``x-devserver-*``
-request headers (errors, retries, compression, chunk timing, broken streams, ...).
+The server speaks HTTP/1.1 with keep-alive, mimics the response shapes and headers of the real
+services field for field, and can be steered per request through ``x-devserver-*`` request
+headers (errors, retries, compression, chunk timing, broken streams, ...).
 
 Example::
 
@@ -14,26 +14,40 @@ Example::
         client.chat.completions.create(model="gpt-4o-mini", messages=[...])
         assert server.requests[-1].path == "/v1/chat/completions"
 
-Endpoints:
+Endpoints (``POST`` unless noted; "any prefix" means any path ending that way):
 
-* ``POST .../chat/completions`` (any prefix) -- chat completions, streaming or not.
-* ``GET /v1/models`` -- an OpenAI-style model list.
-* ``GET /health`` -- ``{"status": "ok"}`` (a non-LLM path).
+* ``.../chat/completions`` (any prefix) -- OpenAI chat completions, streaming or not.
+* ``.../completions`` (any prefix, not chat) -- legacy completions (``text_completion``).
+* ``.../embeddings`` (any prefix) -- embeddings (float or base64, default 8 dimensions).
+* ``.../responses`` (any prefix) -- the Responses API, with typed SSE events when streaming.
+* ``/v1/messages`` (and ``/v1/messages/count_tokens``) -- the Anthropic Messages API; needs
+  ``x-api-key`` (or a bearer token) and ``anthropic-version`` headers.
+* ``/openai/deployments/{deployment}/chat/completions|completions|embeddings?api-version=...``
+  and ``/openai/v1/chat/completions|completions|responses|embeddings`` -- Azure OpenAI
+  (content-filter annotations, real model names, ``apim-request-id``, Azure error bodies).
+* ``/serving-endpoints/{endpoint}/invocations`` -- Databricks Model Serving: the body's
+  ``messages`` / ``prompt`` / ``input`` picks chat / completions / embeddings; the endpoint
+  name is the model (``/serving-endpoints/chat/completions`` is plain chat).
+* ``GET /v1/models`` -- an OpenAI-style model list; ``GET /health`` -- ``{"status": "ok"}``.
 * anything else -- 404 with an OpenAI-style error body.
 
-Control headers (all optional, on the request):
+Control headers (all optional, on the request; each API answers errors in its own format):
 
-* ``x-devserver-status: <code>`` -- answer with that status and an OpenAI error body.
+* ``x-devserver-status: <code>`` -- answer with that status and an error body.
 * ``x-devserver-fail-attempts: N`` -- fail (500, or the ``x-devserver-status`` code) while the
   request's ``x-stainless-retry-count`` header (default 0) is < N, then succeed.
 * ``x-devserver-encoding: gzip|deflate|br|identity`` -- force the response Content-Encoding.
-* ``x-devserver-content-format: list`` -- message/delta ``content`` as a list of text parts.
+* ``x-devserver-content-format: list`` -- chat message/delta ``content`` as a list of parts.
 * ``x-devserver-chunk-delay-ms: N`` -- sleep N ms between stream events.
-* ``x-devserver-stream-error-after: K`` -- after K chunks send an in-stream error event.
-* ``x-devserver-disconnect-after: K`` -- after K chunks drop the connection mid-body.
+* ``x-devserver-stream-error-after: K`` -- after K events send the API's in-stream error event.
+* ``x-devserver-disconnect-after: K`` -- after K events drop the connection mid-body.
 * ``x-devserver-reply: <text>`` -- exact reply text (percent-decoded).
-* ``x-devserver-cached-tokens: N`` -- report N cached prompt tokens.
+* ``x-devserver-cached-tokens: N`` -- report N cached prompt tokens (Anthropic:
+  ``cache_read_input_tokens``).
+* ``x-devserver-cache-creation-tokens: N`` -- Anthropic ``cache_creation_input_tokens``.
 * ``x-devserver-refusal: <text>`` -- answer with a refusal (percent-decoded).
+* ``x-devserver-responses-end: completed|failed|incomplete|none`` -- how a Responses API
+  answer ends (``none``: a stream without any terminal event).
 
 Run ``python -m tracer.devserver [--port N]`` to serve until Ctrl-C.
 """
@@ -47,41 +61,40 @@ import json
 import re
 import secrets
 import socket
-import string
 import sys
 import threading
 import time
+import uuid
 import zlib
-from collections.abc import Iterator
-from dataclasses import dataclass, field
+from collections.abc import Callable
+from dataclasses import dataclass
+from datetime import datetime, timedelta, timezone
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from types import TracebackType
 from typing import Any
-from urllib.parse import unquote, urlsplit
+from urllib.parse import parse_qs, unquote, urlsplit
+
+from tracer._devserver import anthropic as _anthropic
+from tracer._devserver import azure as _azure
+from tracer._devserver.chat import chat_reply
+from tracer._devserver.common import (
+    ApiError,
+    Controls,
+    JsonReply,
+    Reply,
+    StreamReply,
+    rand_alnum,
+)
+from tracer._devserver.completions import completions_reply
+from tracer._devserver.databricks import databricks_error, invocations_reply
+from tracer._devserver.embeddings import embeddings_reply
+from tracer._devserver.responses import responses_reply
 
 __all__ = ["DevServer", "RecordedRequest", "main"]
 
-_ALNUM = string.ascii_letters + string.digits
-_KNOWN_CITIES = ("Paris", "London", "Tokyo", "New York", "Berlin", "San Francisco")
-_PIECE_SIZES = (3, 2, 4, 2, 3, 4)
-_ALT_TOKENS = (" the", " a", ".", ",", " and", " of", " to", " is", " in", " it", "!", " I")
-_STOPWORD_TEXT = (
-    "the and for are but not you your with what which who whom this that these those "
-    "was were has have had does did can could would should will shall from into "
-    "about please tell give me my our its his her their them they she him how why "
-    "when where there here some any like just also than then"
-)
-_STOPWORDS = frozenset(_STOPWORD_TEXT.split())
+_Controls = Controls  # the historical private name
 _MIN_GZIP_SIZE = 256
 _OPENAI_VERSION = "2020-10-01"
-_STREAM_ERROR: dict[str, Any] = {
-    "error": {
-        "message": "The server had an error while processing your request.",
-        "type": "server_error",
-        "param": None,
-        "code": None,
-    }
-}
 _MODELS: tuple[tuple[str, int, str], ...] = (
     ("gpt-4o-mini", 1721172741, "system"),
     ("gpt-4o", 1715367049, "system"),
@@ -96,6 +109,20 @@ _JSON_PARSE_ERROR = (
     "sent was not valid JSON. If you have trouble figuring out how to fix this, please contact "
     "us through our help center at help.openai.com.)"
 )
+_ANTHROPIC_PARSE_ERROR = "There was an error parsing the body of your request: invalid JSON."
+_AZURE_DEPLOYMENT = re.compile(
+    r"/openai/deployments/([^/]+)/(chat/completions|completions|embeddings)"
+)
+_AZURE_V1 = re.compile(r"/openai/v1/(chat/completions|completions|responses|embeddings)")
+_INVOCATIONS = re.compile(r"/serving-endpoints/([^/]+)/invocations")
+_ONE_MINUTE = timedelta(minutes=1)
+_ANTHROPIC_ORG = "5c0f6a8e-6a43-4d9e-9d5c-1f3b2a7c9e10"
+_AZURE_APIS = {
+    "chat/completions": "chat",
+    "completions": "completions",
+    "embeddings": "embeddings",
+    "responses": "responses",
+}
 
 
 @dataclass(frozen=True)
@@ -117,104 +144,6 @@ class RecordedRequest:
     def json(self) -> Any:
         """Return the body parsed as JSON."""
         return json.loads(self.body)
-
-
-# --------------------------------------------------------------------------------------------
-# Helpers: ids, text, tokens
-# --------------------------------------------------------------------------------------------
-
-
-def _rand_alnum(n: int) -> str:
-    return "".join(secrets.choice(_ALNUM) for _ in range(n))
-
-
-def _count_tokens(text: str) -> int:
-    """A deterministic stand-in for a tokenizer: ``words * 4 // 3`` (>= 1 for non-empty text)."""
-    words = len(text.split())
-    if words == 0:
-        return 1 if text else 0
-    return max(1, words * 4 // 3)
-
-
-def _split_pieces(text: str) -> list[str]:
-    """Split text into small pieces of 2-4 characters (code points, never bytes)."""
-    pieces: list[str] = []
-    i = k = 0
-    while i < len(text):
-        size = _PIECE_SIZES[k % len(_PIECE_SIZES)]
-        pieces.append(text[i : i + size])
-        i += size
-        k += 1
-    return pieces
-
-
-def _content_text(content: Any) -> str:
-    """Flatten a message ``content`` (string or list of parts) into plain text."""
-    if content is None:
-        return ""
-    if isinstance(content, str):
-        return content
-    if isinstance(content, list):
-        parts: list[str] = []
-        for part in content:
-            if isinstance(part, str):
-                parts.append(part)
-            elif isinstance(part, dict):
-                text = part.get("text")
-                if isinstance(text, str):
-                    parts.append(text)
-        return " ".join(parts)
-    return str(content)
-
-
-def _header_text(value: str) -> str:
-    """Recover UTF-8 sent raw in a header (decoded as latin-1 by http.server), then unquote."""
-    with contextlib.suppress(UnicodeEncodeError, UnicodeDecodeError):
-        value = value.encode("latin-1").decode("utf-8")
-    return unquote(value)
-
-
-def _parse_int(value: str | None) -> int | None:
-    if value is None:
-        return None
-    try:
-        return int(value.strip())
-    except ValueError:
-        return None
-
-
-def _find_cities(text: str) -> list[str]:
-    found: list[tuple[int, str]] = []
-    for city in _KNOWN_CITIES:
-        match = re.search(r"\b" + re.escape(city) + r"\b", text, re.IGNORECASE)
-        if match:
-            found.append((match.start(), city))
-    return [city for _, city in sorted(found)]
-
-
-def _keywords(text: str) -> list[str]:
-    """Significant words of ``text``, most relevant (last) first."""
-    words = [w for w in re.findall(r"[^\W_]+", text) if len(w) >= 3]
-    significant = [w for w in words if w.lower() not in _STOPWORDS]
-    return list(reversed(significant or words))
-
-
-def _logprob_entry(token: str, position: int, top: int) -> dict[str, Any]:
-    logprob = -round(0.0002 + (position % 7) * 0.0173 + (position % 3) * 0.0041, 6)
-    alternatives = [token, *[a for a in _ALT_TOKENS if a != token]][: max(0, top)]
-    return {
-        "token": token,
-        "logprob": logprob,
-        "bytes": list(token.encode("utf-8")),
-        "top_logprobs": [
-            {
-                "token": alt,
-                "logprob": logprob if j == 0 else round(logprob - 1.75 * j - 0.25, 6),
-                "bytes": list(alt.encode("utf-8")),
-            }
-            for j, alt in enumerate(alternatives)
-        ],
-    }
 
 
 # --------------------------------------------------------------------------------------------
@@ -345,244 +274,6 @@ def _retryable(status: int) -> bool:
 
 
 # --------------------------------------------------------------------------------------------
-# Completion planning
-# --------------------------------------------------------------------------------------------
-
-
-@dataclass
-class _Controls:
-    status: int | None = None
-    fail_attempts: int | None = None
-    retry_count: int = 0
-    encoding: str | None = None  # None: default negotiation; "identity": force none
-    list_content: bool = False
-    chunk_delay: float = 0.0
-    stream_error_after: int | None = None
-    disconnect_after: int | None = None
-    reply: str | None = None
-    cached_tokens: int | None = None
-    refusal: str | None = None
-
-    @classmethod
-    def from_headers(cls, headers: dict[str, str]) -> _Controls:
-        encoding = headers.get("x-devserver-encoding")
-        if encoding is not None:
-            encoding = encoding.strip().lower()
-            if encoding not in ("gzip", "deflate", "br", "identity"):
-                encoding = None
-        delay = _parse_int(headers.get("x-devserver-chunk-delay-ms")) or 0
-        reply = headers.get("x-devserver-reply")
-        refusal = headers.get("x-devserver-refusal")
-        return cls(
-            status=_parse_int(headers.get("x-devserver-status")),
-            fail_attempts=_parse_int(headers.get("x-devserver-fail-attempts")),
-            retry_count=_parse_int(headers.get("x-stainless-retry-count")) or 0,
-            encoding=encoding,
-            list_content=headers.get("x-devserver-content-format", "").strip().lower() == "list",
-            chunk_delay=max(0, delay) / 1000.0,
-            stream_error_after=_parse_int(headers.get("x-devserver-stream-error-after")),
-            disconnect_after=_parse_int(headers.get("x-devserver-disconnect-after")),
-            reply=_header_text(reply) if reply is not None else None,
-            cached_tokens=_parse_int(headers.get("x-devserver-cached-tokens")),
-            refusal=_header_text(refusal) if refusal is not None else None,
-        )
-
-    def error_status(self) -> int | None:
-        """The simulated error status for this request, or None to answer normally."""
-        status = self.status if self.status is not None and 400 <= self.status <= 599 else None
-        if self.fail_attempts is not None:
-            return (status or 500) if self.retry_count < self.fail_attempts else None
-        return status
-
-
-@dataclass
-class _Choice:
-    index: int
-    content: str | None = None
-    refusal: str | None = None
-    tool_calls: list[tuple[str, str, str]] = field(default_factory=list)  # (id, name, args)
-    finish_reason: str = "stop"
-    completion_tokens: int = 0
-
-
-def _function_tools(tools: Any) -> list[dict[str, Any]]:
-    if not isinstance(tools, list):
-        return []
-    funcs: list[dict[str, Any]] = []
-    for tool in tools:
-        if not isinstance(tool, dict) or tool.get("type", "function") != "function":
-            continue
-        func = tool.get("function")
-        if isinstance(func, dict) and isinstance(func.get("name"), str):
-            funcs.append(func)
-    return funcs
-
-
-def _fill_arguments(params: Any, text: str, city: str | None = None) -> dict[str, Any]:
-    props: dict[str, Any] = {}
-    required: list[str] = []
-    if isinstance(params, dict):
-        if isinstance(params.get("properties"), dict):
-            props = params["properties"]
-        if isinstance(params.get("required"), list):
-            required = [r for r in params["required"] if isinstance(r, str)]
-    args: dict[str, Any] = {}
-    if city is not None:
-        key = "city"
-        if "city" not in props and "location" in props:
-            key = "location"
-        elif "city" not in props:
-            strings = [r for r in required if props.get(r, {}).get("type", "string") == "string"]
-            key = strings[0] if strings else "city"
-        args[key] = city
-    words = _keywords(text) or ["example"]
-    j = 0
-    for name in required:
-        if name in args:
-            continue
-        schema = props.get(name) if isinstance(props.get(name), dict) else {}
-        kind = schema.get("type", "string")
-        enum = schema.get("enum")
-        if isinstance(enum, list) and enum:
-            args[name] = enum[0]
-        elif kind == "integer":
-            args[name] = 1
-        elif kind == "number":
-            args[name] = 1.5
-        elif kind == "boolean":
-            args[name] = True
-        elif kind == "array":
-            args[name] = []
-        elif kind == "object":
-            args[name] = {}
-        elif kind == "null":
-            args[name] = None
-        else:
-            args[name] = words[j % len(words)]
-            j += 1
-    return args
-
-
-def _plan_tool_calls(
-    funcs: list[dict[str, Any]], tool_choice: Any, text: str
-) -> list[tuple[str, str, str]]:
-    chosen: dict[str, Any] | None = None
-    if isinstance(tool_choice, dict):
-        wanted = tool_choice.get("function", {})
-        name = wanted.get("name") if isinstance(wanted, dict) else None
-        if isinstance(name, str):
-            chosen = next((f for f in funcs if f["name"] == name), {"name": name})
-    if chosen is None:
-        chosen = next((f for f in funcs if f["name"] == "get_weather"), funcs[0])
-    name = chosen["name"]
-    params = chosen.get("parameters")
-    if name == "get_weather":
-        arg_sets = [_fill_arguments(params, text, city) for city in _find_cities(text) or ["Paris"]]
-    else:
-        arg_sets = [_fill_arguments(params, text)]
-    return [
-        (f"call_{_rand_alnum(24)}", name, json.dumps(a, separators=(",", ":"), ensure_ascii=False))
-        for a in arg_sets
-    ]
-
-
-def _base_reply(messages: list[Any], last_user: str) -> str:
-    last = messages[-1] if messages and isinstance(messages[-1], dict) else {}
-    if last.get("role") == "tool":
-        contents: list[str] = []
-        for message in reversed(messages):
-            if not isinstance(message, dict) or message.get("role") != "tool":
-                break
-            contents.append(_content_text(message.get("content")))
-        return "Based on the tools: " + "; ".join(reversed(contents))
-    if "capital of france" in last_user.lower():
-        return "The capital of France is Paris."
-    question = " ".join(last_user.split())
-    if len(question) > 200:
-        question = question[:200] + "..."
-    return f'You asked: "{question}". Here is a thoughtful answer from the local server.'
-
-
-def _truncate(text: str, limit: int | None) -> tuple[str, bool]:
-    if limit is None or limit <= 0 or _count_tokens(text) <= limit:
-        return text, False
-    words = text.split()
-    keep = 1
-    while keep < len(words) and (keep + 1) * 4 // 3 <= limit:
-        keep += 1
-    return " ".join(words[:keep]), True
-
-
-def _prompt_tokens(messages: list[Any], tools: Any) -> int:
-    total = 3
-    for message in messages:
-        if not isinstance(message, dict):
-            continue
-        total += 4 + _count_tokens(_content_text(message.get("content")))
-        calls = message.get("tool_calls")
-        if calls:
-            total += _count_tokens(json.dumps(calls))
-    if tools:
-        total += _count_tokens(json.dumps(tools))
-    return total
-
-
-def _plan_choices(request: dict[str, Any], ctl: _Controls, n: int) -> list[_Choice]:
-    messages: list[Any] = request["messages"]
-    last = messages[-1] if isinstance(messages[-1], dict) else {}
-    last_user = ""
-    for message in reversed(messages):
-        if isinstance(message, dict) and message.get("role") == "user":
-            last_user = _content_text(message.get("content"))
-            break
-    funcs = _function_tools(request.get("tools"))
-    tool_choice = request.get("tool_choice")
-    use_tools = bool(funcs) and tool_choice != "none" and last.get("role") != "tool"
-    limit = request.get("max_completion_tokens")
-    if not isinstance(limit, int):
-        limit = request.get("max_tokens")
-    limit = limit if isinstance(limit, int) and not isinstance(limit, bool) else None
-
-    choices: list[_Choice] = []
-    for i in range(n):
-        choice = _Choice(index=i)
-        if ctl.refusal is not None:
-            choice.refusal = ctl.refusal
-            choice.completion_tokens = _count_tokens(ctl.refusal)
-        elif use_tools:
-            choice.tool_calls = _plan_tool_calls(funcs, tool_choice, last_user)
-            choice.finish_reason = "tool_calls"
-            choice.completion_tokens = sum(
-                _count_tokens(f"{name} {args}") + 3 for _, name, args in choice.tool_calls
-            )
-        else:
-            text = ctl.reply if ctl.reply is not None else _base_reply(messages, last_user)
-            if i > 0:
-                text = f"(choice {i}) {text}"
-            text, truncated = _truncate(text, limit)
-            choice.content = text
-            choice.finish_reason = "length" if truncated else "stop"
-            choice.completion_tokens = _count_tokens(text)
-        choices.append(choice)
-    return choices
-
-
-def _usage(prompt: int, completion: int, cached: int) -> dict[str, Any]:
-    return {
-        "prompt_tokens": prompt,
-        "completion_tokens": completion,
-        "total_tokens": prompt + completion,
-        "prompt_tokens_details": {"cached_tokens": cached, "audio_tokens": 0},
-        "completion_tokens_details": {
-            "reasoning_tokens": 0,
-            "audio_tokens": 0,
-            "accepted_prediction_tokens": 0,
-            "rejected_prediction_tokens": 0,
-        },
-    }
-
-
-# --------------------------------------------------------------------------------------------
 # HTTP plumbing
 # --------------------------------------------------------------------------------------------
 
@@ -658,6 +349,11 @@ class _Handler(BaseHTTPRequestHandler):
     def _dispatch(self) -> None:
         self._started = time.monotonic()
         self._headers_sent = False
+        self._flavor = "openai"  # which API's headers and error bodies this answer uses
+        self._request_id = "req_011C" + rand_alnum(20)
+        self._deployment: str | None = None
+        self._api = "chat"
+        self._api_version: str | None = None
         headers: dict[str, str] = {}
         for name, value in self.headers.items():
             key = name.lower()
@@ -699,11 +395,62 @@ class _Handler(BaseHTTPRequestHandler):
         return self.rfile.read(length) if length > 0 else b""
 
     def _route(self, headers: dict[str, str], body: bytes) -> None:
-        path = urlsplit(self.path).path
-        ctl = _Controls.from_headers(headers)
-        if self.command == "POST" and path.rstrip("/").endswith("/chat/completions"):
-            self._chat(headers, body, ctl)
-        elif self.command == "GET" and path.rstrip("/") == "/v1/models":
+        split = urlsplit(self.path)
+        path = split.path
+        trimmed = path.rstrip("/")
+        ctl = Controls.from_headers(headers)
+        post = self.command == "POST"
+        invocation = _INVOCATIONS.fullmatch(trimmed) if post else None
+        if post and trimmed.startswith("/openai/"):
+            self._azure(trimmed, split.query, headers, body, ctl)
+        elif invocation is not None:
+            self._flavor = "databricks"
+            endpoint = unquote(invocation.group(1))
+            fingerprint = self.server.fingerprint
+
+            def invoke(request: dict[str, Any]) -> Reply:
+                return invocations_reply(endpoint, request, ctl, fingerprint=fingerprint)
+
+            self._call(headers, body, ctl, invoke, model_hint=endpoint)
+        elif post and trimmed.endswith("/v1/messages"):
+            self._flavor = "anthropic"
+            self._call(
+                headers,
+                body,
+                ctl,
+                lambda request: _anthropic.messages_reply(request, ctl),
+                precheck=lambda: _anthropic.check_headers(headers),
+            )
+        elif post and trimmed.endswith("/v1/messages/count_tokens"):
+            self._flavor = "anthropic"
+            self._call(
+                headers,
+                body,
+                ctl,
+                lambda request: _anthropic.count_tokens_reply(request, ctl),
+                precheck=lambda: _anthropic.check_headers(headers),
+            )
+        elif post and trimmed.endswith("/chat/completions"):
+            fingerprint = self.server.fingerprint
+            self._call(
+                headers,
+                body,
+                ctl,
+                lambda request: chat_reply(request, ctl, fingerprint=fingerprint),
+            )
+        elif post and trimmed.endswith("/completions"):
+            fingerprint = self.server.fingerprint
+            self._call(
+                headers,
+                body,
+                ctl,
+                lambda request: completions_reply(request, ctl, fingerprint=fingerprint),
+            )
+        elif post and trimmed.endswith("/embeddings"):
+            self._call(headers, body, ctl, lambda request: embeddings_reply(request, ctl))
+        elif post and trimmed.endswith("/responses"):
+            self._call(headers, body, ctl, lambda request: responses_reply(request, ctl))
+        elif self.command == "GET" and trimmed == "/v1/models":
             if not self._maybe_fail(headers, ctl, ""):
                 data = [
                     {"id": mid, "object": "model", "created": created, "owned_by": owner}
@@ -717,10 +464,127 @@ class _Handler(BaseHTTPRequestHandler):
             message = f"Invalid URL ({self.command} {path})"
             self._send_json(404, _error_body(message, "invalid_request_error"), headers, ctl)
 
+    def _azure(
+        self, path: str, query: str, headers: dict[str, str], body: bytes, ctl: Controls
+    ) -> None:
+        """Azure OpenAI: a deployment path (``api-version`` required) or the ``/openai/v1`` API."""
+        self._flavor = "azure"
+        versions = parse_qs(query).get("api-version")
+        self._api_version = versions[0] if versions else None
+        deployment_match = _AZURE_DEPLOYMENT.fullmatch(path)
+        v1_match = _AZURE_V1.fullmatch(path)
+        if deployment_match is not None:
+            deployment: str | None = unquote(deployment_match.group(1))
+            api = _AZURE_APIS[deployment_match.group(2)]
+            if not self._api_version:
+                self._send_json(400, _azure.missing_api_version(), headers, ctl)
+                return
+        elif v1_match is not None:
+            deployment, api = None, _AZURE_APIS[v1_match.group(1)]
+        else:
+            self._send_json(404, _azure.not_found(), headers, ctl)
+            return
+        self._deployment, self._api = deployment, api
+        fingerprint = self.server.fingerprint
+
+        def build(request: dict[str, Any]) -> Reply:
+            name = deployment if deployment is not None else request.get("model")
+            if not isinstance(name, str) or not name:
+                raise ApiError("you must provide a model parameter")
+            model = _azure.deployment_model(name, api)
+            if api == "chat":
+                return chat_reply(
+                    request, ctl, fingerprint=fingerprint, model=model, azure_style=True
+                )
+            if api == "completions":
+                return completions_reply(
+                    request, ctl, fingerprint=fingerprint, model=model, azure_style=True
+                )
+            if api == "embeddings":
+                return embeddings_reply(request, ctl, model=model)
+            return responses_reply(request, ctl, model=model)
+
+        self._call(headers, body, ctl, build, model_hint=deployment)
+
+    # -- one API call -----------------------------------------------------------------------
+
+    def _call(
+        self,
+        headers: dict[str, str],
+        body: bytes,
+        ctl: Controls,
+        build: Callable[[dict[str, Any]], Reply],
+        *,
+        model_hint: str | None = None,
+        precheck: Callable[[], None] | None = None,
+    ) -> None:
+        """Simulated failures, then checks and JSON parsing, then ``build``'s reply."""
+        try:
+            request = json.loads(body)
+        except (ValueError, UnicodeDecodeError):
+            request = None
+        if model_hint is None:
+            model = request.get("model") if isinstance(request, dict) else None
+            model_hint = model if isinstance(model, str) else ""
+        if self._maybe_fail(headers, ctl, model_hint):
+            return
+        try:
+            if precheck is not None:
+                precheck()
+            if request is None:
+                parse_error = _JSON_PARSE_ERROR
+                if self._flavor == "anthropic":
+                    parse_error = _ANTHROPIC_PARSE_ERROR
+                raise ApiError(parse_error)
+            if not isinstance(request, dict):
+                raise ApiError("Invalid type for request body: expected an object.")
+            reply = build(request)
+        except ApiError as err:
+            self._send_json(err.status, self._error_payload(err), headers, ctl)
+            return
+        if isinstance(reply, JsonReply):
+            self._send_json(reply.status, reply.payload, headers, ctl, reply.headers)
+        else:
+            self._send_stream(ctl, reply)
+
+    def _error_payload(self, err: ApiError) -> Any:
+        """``err`` in the current API's error format."""
+        if err.payload is not None:
+            return err.payload
+        if self._flavor == "anthropic":
+            return _anthropic.anthropic_error(err.status, err.message, err.type, self._request_id)
+        if self._flavor == "databricks":
+            return databricks_error(err.status, err.message)
+        return _error_body(err.message, err.type, err.code, err.param)
+
     # -- responses -------------------------------------------------------------------------
 
     def _api_headers(self) -> None:
         elapsed = max(1, int((time.monotonic() - self._started) * 1000))
+        if self._flavor == "azure":
+            for name, value in _azure.azure_headers(self._deployment, elapsed).items():
+                self.send_header(name, value)
+            return
+        if self._flavor == "databricks":
+            self.send_header("x-request-id", str(uuid.uuid4()))
+            self.send_header("server-timing", f"request_processing;dur={elapsed}")
+            return
+        if self._flavor == "anthropic":
+            reset = datetime.now(timezone.utc).replace(microsecond=0) + _ONE_MINUTE
+            stamp = reset.isoformat().replace("+00:00", "Z")
+            self.send_header("request-id", self._request_id)
+            self.send_header("anthropic-organization-id", _ANTHROPIC_ORG)
+            for kind, limit in (
+                ("requests", 4000),
+                ("input-tokens", 2000000),
+                ("output-tokens", 400000),
+                ("tokens", 2400000),
+            ):
+                prefix = f"anthropic-ratelimit-{kind}"
+                self.send_header(f"{prefix}-limit", str(limit))
+                self.send_header(f"{prefix}-remaining", str(limit - 1))
+                self.send_header(f"{prefix}-reset", stamp)
+            return
         self.send_header("x-request-id", "req_" + secrets.token_hex(16))
         self.send_header("openai-version", _OPENAI_VERSION)
         self.send_header("openai-organization", "devserver-org")
@@ -737,7 +601,7 @@ class _Handler(BaseHTTPRequestHandler):
         status: int,
         payload: Any,
         headers: dict[str, str],
-        ctl: _Controls | None,
+        ctl: Controls | None,
         extra: dict[str, str] | None = None,
     ) -> None:
         body = json.dumps(payload, indent=2, ensure_ascii=False).encode("utf-8")
@@ -764,201 +628,34 @@ class _Handler(BaseHTTPRequestHandler):
         self._headers_sent = True
         self.wfile.write(body)
 
-    def _maybe_fail(self, headers: dict[str, str], ctl: _Controls, model: str) -> bool:
+    def _maybe_fail(self, headers: dict[str, str], ctl: Controls, model: str) -> bool:
         status = ctl.error_status()
         if status is None:
             return False
-        auth = headers.get("authorization", "")
-        api_key = auth[7:] if auth.lower().startswith("bearer ") else auth
         extra: dict[str, str] = {}
         if _retryable(status):
             extra = {"retry-after": "0", "retry-after-ms": "10"}
-        self._send_json(status, _simulated_error(status, model, api_key), headers, ctl, extra)
+        if self._flavor == "anthropic":
+            payload: Any = _anthropic.anthropic_error(status, request_id=self._request_id)
+            if _retryable(status):
+                extra["x-should-retry"] = "true"
+        elif self._flavor == "databricks":
+            payload = databricks_error(status)
+        else:
+            auth = headers.get("authorization", "")
+            api_key = auth[7:] if auth.lower().startswith("bearer ") else auth
+            if self._flavor == "azure":
+                api_key = headers.get("api-key", api_key)
+            payload = _simulated_error(status, model, api_key)
+            if self._flavor == "azure":
+                payload = _azure.azure_error(status, self._api, self._api_version, payload)
+        self._send_json(status, payload, headers, ctl, extra)
         return True
 
-    def _bad_request(
-        self, headers: dict[str, str], ctl: _Controls, message: str, param: str | None = None
-    ) -> None:
-        payload = _error_body(message, "invalid_request_error", None, param)
-        self._send_json(400, payload, headers, ctl)
+    # -- streams ---------------------------------------------------------------------------
 
-    # -- chat completions ------------------------------------------------------------------
-
-    def _chat(self, headers: dict[str, str], body: bytes, ctl: _Controls) -> None:
-        model_hint = ""
-        try:
-            request = json.loads(body)
-        except (ValueError, UnicodeDecodeError):
-            request = None
-        if isinstance(request, dict) and isinstance(request.get("model"), str):
-            model_hint = request["model"]
-        if self._maybe_fail(headers, ctl, model_hint):
-            return
-        if request is None:
-            self._bad_request(headers, ctl, _JSON_PARSE_ERROR)
-            return
-        if not isinstance(request, dict):
-            self._bad_request(headers, ctl, "Invalid type for request body: expected an object.")
-            return
-        model = request.get("model")
-        if not isinstance(model, str) or not model:
-            self._bad_request(headers, ctl, "you must provide a model parameter")
-            return
-        messages = request.get("messages")
-        if not isinstance(messages, list):
-            self._bad_request(headers, ctl, "Missing required parameter: 'messages'.", "messages")
-            return
-        if not messages:
-            self._bad_request(headers, ctl, "[] is too short - 'messages'", "messages")
-            return
-        n = request.get("n")
-        n = 1 if n is None else n
-        if not isinstance(n, int) or isinstance(n, bool) or not 1 <= n <= 128:
-            self._bad_request(headers, ctl, f"Invalid 'n': {n!r}. Expected 1..128.", "n")
-            return
-
-        choices = _plan_choices(request, ctl, n)
-        prompt = _prompt_tokens(messages, request.get("tools"))
-        if ctl.cached_tokens is not None and ctl.cached_tokens >= 0:
-            cached = ctl.cached_tokens
-            prompt = max(prompt, cached)
-        else:
-            cached = 64 * (prompt // 64) if prompt >= 64 else 0
-        usage = _usage(prompt, sum(c.completion_tokens for c in choices), cached)
-        logprobs = request.get("logprobs") is True
-        top = request.get("top_logprobs")
-        top = top if isinstance(top, int) and not isinstance(top, bool) and top > 0 else 0
-        completion_id = "chatcmpl-" + _rand_alnum(29)
-        created = int(time.time())
-        if request.get("stream") is True:
-            options = request.get("stream_options")
-            include_usage = isinstance(options, dict) and options.get("include_usage") is True
-            self._stream(
-                ctl,
-                completion_id,
-                created,
-                model,
-                choices,
-                usage if include_usage else None,
-                logprobs,
-                top,
-            )
-        else:
-            payload = self._completion(
-                ctl, completion_id, created, model, choices, usage, logprobs, top
-            )
-            self._send_json(200, payload, headers, ctl)
-
-    def _format_content(self, ctl: _Controls, text: str | None) -> Any:
-        if text is None or not ctl.list_content:
-            return text
-        return [{"type": "text", "text": text}]
-
-    def _completion(
-        self,
-        ctl: _Controls,
-        completion_id: str,
-        created: int,
-        model: str,
-        choices: list[_Choice],
-        usage: dict[str, Any],
-        logprobs: bool,
-        top: int,
-    ) -> dict[str, Any]:
-        out: list[dict[str, Any]] = []
-        for choice in choices:
-            message: dict[str, Any] = {
-                "role": "assistant",
-                "content": self._format_content(ctl, choice.content),
-                "refusal": choice.refusal,
-                "annotations": [],
-            }
-            if choice.tool_calls:
-                message["tool_calls"] = [
-                    {"id": cid, "type": "function", "function": {"name": name, "arguments": args}}
-                    for cid, name, args in choice.tool_calls
-                ]
-            lp: dict[str, Any] | None = None
-            if logprobs:
-                content_tokens = _split_pieces(choice.content or "")
-                refusal_tokens = _split_pieces(choice.refusal or "")
-                lp = {
-                    "content": [_logprob_entry(t, k, top) for k, t in enumerate(content_tokens)],
-                    "refusal": [_logprob_entry(t, k, top) for k, t in enumerate(refusal_tokens)]
-                    if choice.refusal is not None
-                    else None,
-                }
-            out.append(
-                {
-                    "index": choice.index,
-                    "message": message,
-                    "logprobs": lp,
-                    "finish_reason": choice.finish_reason,
-                }
-            )
-        return {
-            "id": completion_id,
-            "object": "chat.completion",
-            "created": created,
-            "model": model,
-            "system_fingerprint": self.server.fingerprint,
-            "choices": out,
-            "usage": usage,
-            "service_tier": "default",
-        }
-
-    def _choice_deltas(
-        self, ctl: _Controls, choice: _Choice, logprobs: bool, top: int
-    ) -> Iterator[dict[str, Any]]:
-        """Yield the streamed ``choices[i]`` objects for one choice."""
-
-        def item(
-            delta: dict[str, Any], lp: Any = None, finish: str | None = None
-        ) -> dict[str, Any]:
-            return {"index": choice.index, "delta": delta, "logprobs": lp, "finish_reason": finish}
-
-        empty_lp = {"content": [], "refusal": None} if logprobs else None
-        if choice.tool_calls:
-            for k, (cid, name, args) in enumerate(choice.tool_calls):
-                call = {
-                    "index": k,
-                    "id": cid,
-                    "type": "function",
-                    "function": {"name": name, "arguments": ""},
-                }
-                if k == 0:
-                    delta = {"role": "assistant", "content": None, "tool_calls": [call]}
-                    delta["refusal"] = None
-                    yield item(delta, empty_lp)
-                else:
-                    yield item({"tool_calls": [call]}, empty_lp)
-                for fragment in _split_pieces(args):
-                    delta = {"tool_calls": [{"index": k, "function": {"arguments": fragment}}]}
-                    yield item(delta, empty_lp)
-        elif choice.refusal is not None:
-            yield item({"role": "assistant", "content": None, "refusal": ""}, empty_lp)
-            for k, piece in enumerate(_split_pieces(choice.refusal)):
-                lp = {"content": None, "refusal": [_logprob_entry(piece, k, top)]}
-                yield item({"refusal": piece}, lp if logprobs else None)
-        else:
-            yield item({"role": "assistant", "content": "", "refusal": None}, empty_lp)
-            for k, piece in enumerate(_split_pieces(choice.content or "")):
-                lp = {"content": [_logprob_entry(piece, k, top)], "refusal": None}
-                content = self._format_content(ctl, piece)
-                yield item({"content": content}, lp if logprobs else None)
-        yield item({}, None, choice.finish_reason)
-
-    def _stream(
-        self,
-        ctl: _Controls,
-        completion_id: str,
-        created: int,
-        model: str,
-        choices: list[_Choice],
-        usage: dict[str, Any] | None,
-        logprobs: bool,
-        top: int,
-    ) -> None:
+    def _send_stream(self, ctl: Controls, reply: StreamReply) -> None:
+        """Send pre-encoded SSE frames, honouring the delay/error/disconnect controls."""
         encoding = ctl.encoding if ctl.encoding != "identity" else None
         encoder = _Encoder(encoding)
         self.send_response(200)
@@ -968,51 +665,25 @@ class _Handler(BaseHTTPRequestHandler):
         if encoding is not None:
             self.send_header("Content-Encoding", encoding)
         self._api_headers()
+        for name, value in reply.headers.items():
+            self.send_header(name, value)
         self.end_headers()
         self._headers_sent = True
 
-        def chunk(choice_items: list[dict[str, Any]]) -> dict[str, Any]:
-            obj: dict[str, Any] = {
-                "id": completion_id,
-                "object": "chat.completion.chunk",
-                "created": created,
-                "model": model,
-                "service_tier": "default",
-                "system_fingerprint": self.server.fingerprint,
-                "choices": choice_items,
-            }
-            if usage is not None:
-                obj["usage"] = None
-            return obj
-
-        # Interleave the choices round-robin, one choice per chunk (like OpenAI with n > 1).
-        iterators = [self._choice_deltas(ctl, c, logprobs, top) for c in choices]
-        events: list[dict[str, Any]] = []
-        while iterators:
-            for it in list(iterators):
-                nxt = next(it, None)
-                if nxt is None:
-                    iterators.remove(it)
-                else:
-                    events.append(chunk([nxt]))
-        if usage is not None:
-            final = chunk([])
-            final["usage"] = usage
-            events.append(final)
-
-        for sent, event in enumerate(events):
+        for sent, frame in enumerate(reply.frames):
             if ctl.stream_error_after is not None and sent >= ctl.stream_error_after:
-                self._write_event(encoder, _STREAM_ERROR)
+                self._write_raw(encoder, reply.error_frame(sent))
                 self._end_stream(encoder)
                 return
             if ctl.disconnect_after is not None and sent >= ctl.disconnect_after:
                 raise _Disconnect
             if sent and ctl.chunk_delay:
                 time.sleep(ctl.chunk_delay)
-            self._write_event(encoder, event)
+            self._write_raw(encoder, frame)
         if ctl.chunk_delay:
             time.sleep(ctl.chunk_delay)
-        self._write_raw(encoder, b"data: [DONE]\n\n")
+        if reply.trailer:
+            self._write_raw(encoder, reply.trailer)
         self._end_stream(encoder)
 
     def _write_chunk(self, data: bytes) -> None:
@@ -1021,10 +692,6 @@ class _Handler(BaseHTTPRequestHandler):
 
     def _write_raw(self, encoder: _Encoder, data: bytes) -> None:
         self._write_chunk(encoder.encode(data))
-
-    def _write_event(self, encoder: _Encoder, obj: Any) -> None:
-        text = json.dumps(obj, separators=(",", ":"), ensure_ascii=False)
-        self._write_raw(encoder, f"data: {text}\n\n".encode())
 
     def _end_stream(self, encoder: _Encoder) -> None:
         self._write_chunk(encoder.finish())

@@ -230,7 +230,7 @@ class ChatStream:
             self._error = chunk
             return
         for key in _HEADER_KEYS:
-            if key not in self._header and chunk.get(key) is not None:
+            if key not in self._header and chunk.get(key):  # Azure's first chunk has model ""
                 self._header[key] = chunk[key]
         if chunk.get("usage"):
             self._usage = chunk["usage"]

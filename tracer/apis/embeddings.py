@@ -75,7 +75,7 @@ class Embeddings(ApiSpec):
 
     def outputs(self, response: Any, config: TracerConfig) -> Any:
         """The response with each vector replaced by its dimension, or decoded to floats when
-        embeddings are captured."""
+        embeddings (and content) are captured."""
         if not isinstance(response, dict) or not isinstance(response.get("data"), list):
             return response
         data = []
@@ -85,7 +85,7 @@ class Embeddings(ApiSpec):
                 continue
             item = dict(item)
             vector = item.pop("embedding")
-            if config.capture_embeddings:
+            if config.capture_embeddings and config.capture_content:
                 item["embedding"] = _floats(vector)
             else:
                 item["dimensions"] = vector_length(vector)

@@ -1,0 +1,87 @@
+"""``make compat``: the integration suite against each supported SDK version.
+
+Each SDK version gets its own environment: a directory layered over the project's virtual
+environment (``pip install --no-deps --target``, put first on ``PYTHONPATH``), so only the SDK
+differs and pip's cache makes a rerun quick. Prints a Markdown table of what ran.
+"""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+OPENAI_SUITE = [
+    "tests/test_openai_chat.py",
+    "tests/test_openai_lifecycle.py",
+    "tests/test_openai_apis.py",
+    "tests/test_examples.py",
+]
+ANTHROPIC_SUITE = ["tests/test_anthropic.py"]
+# name -> (requirements installed in the layer, test files, pytest -k filter)
+ENVIRONMENTS: dict[str, tuple[list[str], list[str], str | None]] = {
+    # openai<3 accepts only httpx clients, so the httpx2 variants are deselected there.
+    "openai 1.109.x": (["openai==1.109.*", "distro>=1.7,<2", "tqdm>4"], OPENAI_SUITE, "not httpx2"),
+    "openai 2.x": (["openai>=2,<3", "distro>=1.7,<2", "tqdm>4"], OPENAI_SUITE, "not httpx2"),
+    "openai 3.x": (["openai>=3,<4"], OPENAI_SUITE, None),
+    "anthropic 2.x": (["anthropic>=2,<3", "docstring-parser"], ANTHROPIC_SUITE, None),
+}
+
+
+def _layer(name: str, requirements: list[str]) -> Path:
+    target = ROOT / ".compat" / name.replace(" ", "-")
+    stamp = target / ".requirements"
+    if not stamp.exists() or stamp.read_text() != "\n".join(requirements):
+        subprocess.run(
+            [
+                sys.executable,
+                "-m",
+                "pip",
+                "install",
+                "--quiet",
+                "--no-deps",
+                "--upgrade",
+                "--target",
+                str(target),
+                *requirements,
+            ],
+            check=True,
+        )
+        stamp.write_text("\n".join(requirements))
+    return target
+
+
+def _version(layer: Path, package: str) -> str:
+    code = f"import importlib.metadata as m; print(m.version({package!r}))"
+    env = {**os.environ, "PYTHONPATH": str(layer)}
+    return subprocess.run(
+        [sys.executable, "-c", code], env=env, capture_output=True, text=True, check=True
+    ).stdout.strip()
+
+
+def main() -> int:
+    rows = []
+    failed = False
+    for name, (requirements, suite, selection) in ENVIRONMENTS.items():
+        layer = _layer(name, requirements)
+        package = requirements[0].split("=")[0].split(">")[0].split("<")[0]
+        version = _version(layer, package)
+        print(f"\n=== {name}: {package} {version} ===", flush=True)
+        env = {**os.environ, "PYTHONPATH": str(layer)}
+        command = [sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider", *suite]
+        if selection:
+            command += ["-k", selection]
+        result = subprocess.run(command, env=env, cwd=ROOT, capture_output=True, text=True)
+        print(result.stdout[-2000:], result.stderr[-2000:], sep="", flush=True)
+        summary = result.stdout.strip().splitlines()[-1] if result.stdout.strip() else "no output"
+        failed |= result.returncode != 0
+        rows.append(f"| {name} | {package} {version} | {', '.join(suite)} | {summary} |")
+    print("\n| environment | installed | suites | result |\n|---|---|---|---|")
+    print("\n".join(rows))
+    return 1 if failed else 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
