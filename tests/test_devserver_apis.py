@@ -577,15 +577,13 @@ def test_anthropic_tool_use_round_trip(claude: anthropic.Anthropic) -> None:
         {"type": "tool_result", "tool_use_id": u.id, "content": f"sunny in {u.input['city']}"}
         for u in uses
     ]
+    history: Any = [
+        question,
+        {"role": "assistant", "content": [b.to_dict() for b in first.content]},
+        {"role": "user", "content": results},
+    ]
     answer = claude.messages.create(
-        model=CLAUDE,
-        max_tokens=256,
-        tools=[CLAUDE_TOOL],
-        messages=[
-            question,
-            {"role": "assistant", "content": [b.to_dict() for b in first.content]},
-            {"role": "user", "content": results},
-        ],
+        model=CLAUDE, max_tokens=256, tools=[CLAUDE_TOOL], messages=history
     )
     assert answer.stop_reason == "end_turn"
     assert answer.content[0].type == "text"
@@ -622,7 +620,8 @@ def test_anthropic_thinking_and_stream_helper(claude: anthropic.Anthropic) -> No
         text = "".join(stream.text_stream)
         streamed = stream.get_final_message()
     assert stable(streamed.to_dict()) == stable(claude.messages.create(**plain).to_dict())
-    assert text == streamed.content[0].text
+    block: Any = streamed.content[0]
+    assert text == block.text
 
     with pytest.raises(anthropic.BadRequestError, match="budget_tokens"):
         claude.messages.create(**{**request, "max_tokens": 256})
@@ -770,16 +769,42 @@ def test_stream_controls(http: httpx.Client, path: str, body: dict[str, Any]) ->
         http.post(path, json=body, headers={**headers, "x-devserver-disconnect-after": "2"})
 
 
-def test_json_controls(http: httpx.Client) -> None:
-    """Status and fail-attempts controls answer in each API's error format."""
-    for path, body, check in (
-        ("/v1/embeddings", {"model": "m", "input": "x"}, lambda j: j["error"]["type"]),
-        ("/v1/completions", {"model": "m", "prompt": "x"}, lambda j: j["error"]["type"]),
-        ("/v1/responses", {"model": "m", "input": "x"}, lambda j: j["error"]["type"]),
-    ):
-        resp = http.post(path, json=body, headers={"x-devserver-status": "503"})
-        assert resp.status_code == 503 and check(resp.json()) == "server_error"
-        resp = http.post(path, json=body, headers={"x-devserver-fail-attempts": "1"})
-        assert resp.status_code == 500
-        retried = {"x-devserver-fail-attempts": "1", "x-stainless-retry-count": "1"}
-        assert http.post(path, json=body, headers=retried).status_code == 200
+ANTHROPIC_HEADERS = {"x-api-key": "k", "anthropic-version": "2023-06-01"}
+
+
+@pytest.mark.parametrize(
+    ("path", "body", "error"),
+    [
+        ("/v1/embeddings", {"model": "m", "input": "x"}, {"type": "server_error"}),
+        ("/v1/completions", {"model": "m", "prompt": "x"}, {"type": "server_error"}),
+        ("/v1/responses", {"model": "m", "input": "x"}, {"type": "server_error"}),
+        (
+            "/openai/deployments/d/embeddings?api-version=2024-10-21",
+            {"input": "x"},
+            {"type": "server_error"},
+        ),
+        (
+            "/serving-endpoints/e/invocations",
+            {"input": "x"},
+            {"error_code": "TEMPORARILY_UNAVAILABLE"},
+        ),
+        (
+            "/v1/messages",
+            {"model": CLAUDE, "max_tokens": 8, "messages": [{"role": "user", "content": "x"}]},
+            {"type": "api_error"},
+        ),
+    ],
+)
+def test_json_controls(
+    http: httpx.Client, path: str, body: dict[str, Any], error: dict[str, str]
+) -> None:
+    """Status and fail-attempts controls answer in each API's own error format."""
+    resp = http.post(path, json=body, headers={**ANTHROPIC_HEADERS, "x-devserver-status": "503"})
+    assert resp.status_code == 503 and resp.headers["retry-after"] == "0"
+    data = resp.json()
+    found = data.get("error") if isinstance(data.get("error"), dict) else data
+    assert {k: found[k] for k in error} == error
+    failing = {**ANTHROPIC_HEADERS, "x-devserver-fail-attempts": "1"}
+    assert http.post(path, json=body, headers=failing).status_code == 500
+    retried = {**failing, "x-stainless-retry-count": "1"}
+    assert http.post(path, json=body, headers=retried).status_code == 200

@@ -15,7 +15,15 @@ from sdk import API_KEY, WEATHER_TOOL, Chat
 from tracer import TracedClient, TracerConfig
 from tracer.devserver import DevServer
 
-RANDOM_KEYS = {"id", "created", "created_at", "call_id", "system_fingerprint", "sequence_number"}
+RANDOM_KEYS = {
+    "id",
+    "created",
+    "created_at",
+    "completed_at",
+    "call_id",
+    "system_fingerprint",
+    "sequence_number",
+}
 
 
 def stable(value: Any) -> Any:

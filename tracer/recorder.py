@@ -276,7 +276,8 @@ class Recorder:
             if self._first_chunk_ms is None:
                 self._first_chunk_ms = (time.perf_counter_ns() - self._started) / 1e6
         self._accumulator.add(event, data)
-        if self._accumulator.completed:
+        if self._accumulator.ended:
+            # Ends the span now: some SDKs raise on an error event and keep the response open.
             self._finish()
 
     def _end_of_body(self) -> None:

@@ -316,7 +316,8 @@ def messages_reply(request: dict[str, Any], ctl: Controls) -> Reply:
 
     tools = request.get("tools") or []
     funcs = [{"name": t["name"], "parameters": t.get("input_schema")} for t in tools]
-    choice = request.get("tool_choice") if isinstance(request.get("tool_choice"), dict) else {}
+    raw_choice = request.get("tool_choice")
+    choice: dict[str, Any] = raw_choice if isinstance(raw_choice, dict) else {}
     forced = choice.get("name") if choice.get("type") == "tool" else None
     use_tools = bool(funcs) and choice.get("type") != "none" and not answering_results
     calls = plan_tool_args(funcs, forced, last_user) if use_tools else []

@@ -246,7 +246,7 @@ class _Chat:
         ) -> dict[str, Any]:
             return {"index": choice.index, "delta": delta, "logprobs": lp, "finish_reason": finish}
 
-        empty_lp = {"content": [], "refusal": None} if logprobs else None
+        empty_lp: dict[str, Any] | None = {"content": [], "refusal": None} if logprobs else None
         if choice.tool_calls:
             for k, (cid, name, args) in enumerate(choice.tool_calls):
                 call = {

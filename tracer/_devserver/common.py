@@ -242,7 +242,8 @@ def fill_arguments(params: Any, text: str, city: str | None = None) -> dict[str,
     for name in required:
         if name in args:
             continue
-        schema = props.get(name) if isinstance(props.get(name), dict) else {}
+        raw = props.get(name)
+        schema: dict[str, Any] = raw if isinstance(raw, dict) else {}
         kind = schema.get("type", "string")
         enum = schema.get("enum")
         if isinstance(enum, list) and enum:

@@ -245,7 +245,8 @@ class _Plan:
     def response(self, status: str, output: list[dict[str, Any]] | None = None) -> dict[str, Any]:
         """The full ``response`` object at ``status`` (``output`` defaults to the final one)."""
         req = self.request
-        reasoning = req.get("reasoning") if isinstance(req.get("reasoning"), dict) else {}
+        raw_reasoning = req.get("reasoning")
+        reasoning: dict[str, Any] = raw_reasoning if isinstance(raw_reasoning, dict) else {}
         text_config: dict[str, Any] = {"format": {"type": "text"}, "verbosity": "medium"}
         if isinstance(req.get("text"), dict):
             text_config.update(req["text"])

@@ -48,6 +48,10 @@ class StreamAccumulator(Protocol):
     def problems(self) -> list[str]:
         """What could not be parsed, in words, for the span's ``tracer.problems``."""
 
+    @property
+    def ended(self) -> bool:
+        """Nothing more will come: the terminal event or an error event arrived."""
+
 
 class ApiSpec:
     """A wire API: which span it makes and how it reads requests and responses.

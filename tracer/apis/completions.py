@@ -86,6 +86,11 @@ class CompletionStream:
         """What could not be parsed, in words."""
         return self._problems.items
 
+    @property
+    def ended(self) -> bool:
+        """The stream is over: its terminal event or an error event arrived."""
+        return self.completed or self._error is not None
+
     def add(self, event: str, data: str) -> None:
         """Take one SSE event of the stream."""
         if data == "[DONE]":
