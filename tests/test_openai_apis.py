@@ -313,3 +313,27 @@ def test_databricks_invocations(
     assert span.attributes["databricks.serving_endpoint"] == "my-endpoint"
     assert span.attributes["mlflow.llm.model"] == response.json()["model"]
     assert API_KEY not in json.dumps(span.to_dict())
+
+
+# --- raw httpx, as a vLLM or Ollama user would call it ----------------------------------------
+
+
+def test_raw_httpx_stream_is_traced_like_the_sdk_call(server: DevServer, experiment: str) -> None:
+    body = {
+        "model": "meta-llama/Llama-3.1-8B-Instruct",
+        "messages": [{"role": "user", "content": "What is the capital of France?"}],
+        "stream": True,
+    }
+    with (
+        TracedClient() as client,
+        client.stream("POST", f"{server.base_url}/chat/completions", json=body) as response,
+    ):
+        raw = b"".join(response.iter_raw())
+    events = [line[6:] for line in raw.decode().splitlines() if line.startswith("data: ")]
+    assert events[-1] == "[DONE]"
+    span = only_llm_span(experiment)
+    assert span.name == "chat meta-llama/Llama-3.1-8B-Instruct"
+    assert span.inputs == body
+    assert span.outputs["choices"][0]["message"]["content"] == "The capital of France is Paris."
+    assert span.attributes["stream.chunk_count"] == len(events) - 1
+    assert span.attributes["stream.completed"] is True
