@@ -147,6 +147,8 @@ class Recorder:
     ) -> Recorder | None:
         """Start recording, or return ``None`` (the request then goes on untraced)."""
         try:
+            if not spans.ready():
+                return None
             return cls(route, request, config)
         except Exception as exc:
             internal_error("starting a span", exc, strict=config.strict)

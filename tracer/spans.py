@@ -7,13 +7,90 @@ the right trace, and the span never becomes the caller's "current" span.
 
 from __future__ import annotations
 
+import importlib.util
+import logging
+import os
+import threading
 from typing import Any
 
 import mlflow
 from mlflow.entities import LiveSpan, SpanEvent, SpanStatus, SpanStatusCode
 from mlflow.tracing import set_span_chat_tools
+from mlflow.tracking._tracking_service.utils import is_tracking_uri_set
 
-__all__ = ["active_parent", "finish", "start"]
+from tracer.failsafe import warn_once
+
+__all__ = ["active_parent", "finish", "ready", "start"]
+
+#: MLflow's loggers that report a failed export or span once per trace.
+_MLFLOW_LOGGERS = (
+    "mlflow.tracing.export.mlflow_v3",
+    "mlflow.tracing.export.async_export_queue",
+    "mlflow.tracing.export.utils",
+    "mlflow.tracing.export.uc_table",
+    "mlflow.tracing.processor.base_mlflow",
+    "mlflow.tracing.client",
+    "mlflow.tracing.fluent",
+    "mlflow.tracing.provider",
+    "mlflow.tracing.trace_manager",
+    "mlflow.tracing.utils",
+)
+
+
+class _OncePerKind(logging.Filter):
+    """Lets the first warning of each kind through; later ones are demoted to debug level.
+
+    With an unreachable tracking server MLflow warns once per trace; a tracer that records
+    every LLM call must not turn that into a warning per call.
+    """
+
+    def __init__(self) -> None:
+        super().__init__()
+        self._seen: set[tuple[str, str]] = set()
+        self._lock = threading.Lock()
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        if record.levelno < logging.WARNING:
+            return True
+        key = (record.name, str(record.msg)[:60])
+        with self._lock:
+            first = key not in self._seen
+            self._seen.add(key)
+        if first:
+            return True
+        record.levelno, record.levelname = logging.DEBUG, "DEBUG"
+        return logging.getLogger(record.name).isEnabledFor(logging.DEBUG)
+
+
+_ONCE = _OncePerKind()
+for _name in _MLFLOW_LOGGERS:
+    logging.getLogger(_name).addFilter(_ONCE)
+
+_LOCAL_STORE_AVAILABLE = all(
+    importlib.util.find_spec(module) is not None for module in ("sqlalchemy", "sqlparse")
+)
+
+
+def ready() -> bool:
+    """Whether MLflow has somewhere to record traces.
+
+    With only the lightweight ``mlflow-tracing`` package and no tracking URI, MLflow would
+    fail on every span; say once what to set instead, and leave calls untraced.
+    """
+    if (
+        _LOCAL_STORE_AVAILABLE
+        or is_tracking_uri_set()
+        or "DATABRICKS_RUNTIME_VERSION" in os.environ
+    ):
+        return True
+    warn_once(
+        ("no-tracking-uri",),
+        "tracer: no MLflow tracking URI is set, and the lightweight mlflow-tracing package "
+        "cannot store traces locally, so LLM calls are not traced. Set MLFLOW_TRACKING_URI "
+        "(for example http://127.0.0.1:5000 for an `mlflow server`, or `databricks` with "
+        "DATABRICKS_HOST and DATABRICKS_TOKEN), or call mlflow.set_tracking_uri(...).",
+    )
+    return False
 
 
 def active_parent() -> LiveSpan | None:

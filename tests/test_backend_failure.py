@@ -1,0 +1,155 @@
+"""The trace backend fails (nothing listens, a real `mlflow server` stopped or paused mid-run):
+the calls succeed with unchanged latency, a warning is logged once, nothing raises."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import socket
+import subprocess
+import sys
+import time
+from collections.abc import Iterator
+from pathlib import Path
+
+import httpx
+import pytest
+
+PROBE = Path(__file__).with_name("backend_probe.py")
+CALLS = 40
+ENV = {
+    **os.environ,
+    # The production path: export in the background, as MLflow does by default.
+    "MLFLOW_ENABLE_ASYNC_TRACE_LOGGING": "true",
+    # Keep the probe's exit (MLflow flushes its queue then) short; the calls never wait on it.
+    "MLFLOW_HTTP_REQUEST_TIMEOUT": "2",
+    "MLFLOW_HTTP_REQUEST_MAX_RETRIES": "0",
+    "TRACER_STRICT": "0",
+}
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+@pytest.fixture
+def mlflow_server(tmp_path: Path) -> Iterator[tuple[subprocess.Popen[bytes], str]]:
+    """A real `mlflow server` on loopback with a SQLite store in a temporary directory."""
+    port = free_port()
+    process = subprocess.Popen(
+        [
+            str(Path(sys.executable).with_name("mlflow")),
+            "server",
+            "--host",
+            "127.0.0.1",
+            "--port",
+            str(port),
+            "--backend-store-uri",
+            f"sqlite:///{tmp_path / 'server.db'}",
+            "--artifacts-destination",
+            str(tmp_path / "artifacts"),
+            "--workers",
+            "1",
+        ],
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+        start_new_session=True,
+    )
+    url = f"http://127.0.0.1:{port}"
+    deadline = time.monotonic() + 90
+    while time.monotonic() < deadline:
+        try:
+            if httpx.get(f"{url}/health", timeout=1).status_code == 200:
+                break
+        except httpx.HTTPError:
+            time.sleep(0.3)
+    else:
+        process.kill()
+        pytest.fail("mlflow server did not start")
+    try:
+        yield process, url
+    finally:
+        try:
+            os.killpg(process.pid, signal.SIGCONT)
+            os.killpg(process.pid, signal.SIGKILL)
+        except ProcessLookupError:
+            pass
+        process.wait(timeout=30)
+
+
+def run_probe(uri: str, signal_file: Path | None = None, act: object = None) -> dict:
+    args = [sys.executable, str(PROBE), uri, str(CALLS)]
+    if signal_file is not None:
+        signal_file.write_text("")
+        args += ["--signal-file", str(signal_file)]
+    probe = subprocess.Popen(args, env=ENV, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+    if signal_file is not None:
+        deadline = time.monotonic() + 120
+        while signal_file.read_text() != "half":
+            assert probe.poll() is None, probe.stderr.read().decode()[-3000:]  # type: ignore[union-attr]
+            assert time.monotonic() < deadline
+            time.sleep(0.05)
+        act()  # type: ignore[operator]
+        signal_file.write_text("go")
+    out, err = probe.communicate(timeout=300)
+    assert probe.returncode == 0, err.decode()[-3000:]
+    return json.loads(out.decode().strip().splitlines()[-1])
+
+
+def assert_unharmed(result: dict) -> None:
+    assert result["calls"] == CALLS
+    # Generous: background export must not make calls measurably slower.
+    assert result["traced_ms"] <= 3 * result["bare_ms"] + 5, result
+    # Once per kind of failure, not once per call.
+    assert len(result["warnings"]) <= 3, result["warnings"]
+
+
+def test_nothing_listens_at_the_tracking_uri() -> None:
+    result = run_probe(f"http://127.0.0.1:{free_port()}")
+    assert_unharmed(result)
+    assert any("Failed to send trace" in w for w in result["warnings"]), result["warnings"]
+
+
+def test_mlflow_server_stopped_mid_run(
+    mlflow_server: tuple[subprocess.Popen[bytes], str], tmp_path: Path
+) -> None:
+    process, url = mlflow_server
+
+    def stop() -> None:
+        os.killpg(process.pid, signal.SIGKILL)
+        process.wait(timeout=30)
+
+    result = run_probe(url, tmp_path / "signal", stop)
+    assert_unharmed(result)
+    assert any("Failed to send trace" in w for w in result["warnings"]), result["warnings"]
+
+
+def test_mlflow_server_paused_mid_run(
+    mlflow_server: tuple[subprocess.Popen[bytes], str], tmp_path: Path
+) -> None:
+    process, url = mlflow_server
+    result = run_probe(url, tmp_path / "signal", lambda: os.killpg(process.pid, signal.SIGSTOP))
+    assert_unharmed(result)
+    os.killpg(process.pid, signal.SIGCONT)
+    # Traces sent before the pause were stored by the real server, read back through its API.
+    names = read_span_names(url)
+    assert len(names) >= CALLS // 2
+    assert set(names) == {"chat gpt-4o-mini"}
+
+
+def read_span_names(url: str) -> list[str]:
+    """Every span name stored by the server, read back through its API in a fresh process
+    (MLflow's artifact proxy wants the tracking URI from the environment)."""
+    code = (
+        "import json, mlflow; "
+        "traces = mlflow.search_traces(locations=['0'], max_results=500, return_type='list'); "
+        "print(json.dumps([s.name for t in traces for s in t.data.spans]))"
+    )
+    env = {**os.environ, "MLFLOW_TRACKING_URI": url}
+    out = subprocess.run(
+        [sys.executable, "-c", code], env=env, capture_output=True, text=True, check=True
+    )
+    return json.loads(out.stdout.strip().splitlines()[-1])
