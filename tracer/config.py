@@ -10,6 +10,7 @@ from __future__ import annotations
 import logging
 import os
 import re
+from collections.abc import Callable
 from typing import Any
 
 from pydantic import BaseModel, ConfigDict, Field, TypeAdapter, ValidationError, field_validator
@@ -92,6 +93,19 @@ class TracerConfig(BaseModel):
         default_factory=lambda: _from_env("CAPTURE_EMBEDDINGS", False, bool),
         description="TRACER_CAPTURE_EMBEDDINGS: record embedding vectors (decoded to floats). "
         "By default spans record each vector's dimension and the count, not the vectors.",
+    )
+    capture_media: bool = Field(
+        default_factory=lambda: _from_env("CAPTURE_MEDIA", False, bool),
+        description="TRACER_CAPTURE_MEDIA: record inline base64 media (images, audio, files "
+        "sent as data URLs or base64 sources) as sent. By default each is replaced by a short "
+        "placeholder naming its media type and size. With this on, MLflow's own "
+        "MLFLOW_TRACE_EXTRACT_ATTACHMENTS can store them as trace attachments.",
+    )
+    redact: Callable[[Any, str], Any] | None = Field(
+        default=None,
+        description="A function ``redact(value, field)`` that rewrites the span's inputs "
+        "(``field == 'inputs'``) and outputs (``'outputs'``) before they are recorded. If it "
+        "raises, that value is not recorded at all.",
     )
     routes: dict[str, str] = Field(
         default_factory=lambda: _from_env("ROUTES", {}, dict[str, str]),

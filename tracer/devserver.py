@@ -34,6 +34,7 @@ Endpoints (``POST`` unless noted; "any prefix" means any path ending that way):
 Control headers (all optional, on the request; each API answers errors in its own format):
 
 * ``x-devserver-status: <code>`` -- answer with that status and an error body.
+* ``x-devserver-fail-mode: reset`` -- fail by dropping the connection without a response.
 * ``x-devserver-fail-attempts: N`` -- fail (500, or the ``x-devserver-status`` code) while the
   request's ``x-stainless-retry-count`` header (default 0) is < N, then succeed.
 * ``x-devserver-encoding: gzip|deflate|br|identity`` -- force the response Content-Encoding.
@@ -632,6 +633,8 @@ class _Handler(BaseHTTPRequestHandler):
         status = ctl.error_status()
         if status is None:
             return False
+        if headers.get("x-devserver-fail-mode", "").strip().lower() == "reset":
+            raise _Disconnect  # the connection drops before any response
         extra: dict[str, str] = {}
         if _retryable(status):
             extra = {"retry-after": "0", "retry-after-ms": "10"}

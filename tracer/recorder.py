@@ -14,10 +14,10 @@ import time
 from collections.abc import Callable
 from typing import Any, Protocol
 
-from tracer import routes, spans
+from tracer import redact, routes, spans
 from tracer.apis.base import StreamAccumulator
 from tracer.config import TracerConfig
-from tracer.failsafe import internal_error
+from tracer.failsafe import internal_error, warn_once
 from tracer.redact import RECORDED_REQUEST_HEADERS, RECORDED_RESPONSE_HEADERS, safe_url
 from tracer.routes import RouteMatch
 from tracer.sse import SSEDecoder
@@ -115,6 +115,9 @@ class Recorder:
 
         attributes = {k: v for k, v in request_body.items() if k not in api.content_keys}
         inputs = body if config.capture_content or body is None else attributes.copy()
+        inputs = self._recordable(
+            inputs, "inputs", len(request.body or b"") >= redact.MEDIA_MIN_CHARS
+        )
         attributes["tracer.api"] = api.name
         if api.message_format:
             attributes["mlflow.message.format"] = api.message_format
@@ -237,6 +240,29 @@ class Recorder:
 
     # --- internals -----------------------------------------------------------------------
 
+    def _recordable(self, value: Any, field: str, may_hold_media: bool) -> Any:
+        """``value`` as it may be recorded: inline media omitted (unless configured), then the
+        user's redaction applied. A redaction that fails records nothing rather than too much."""
+        if may_hold_media and not self.config.capture_media:
+            value = redact.omit_media(value)
+        if self.config.redact is None or value is None:
+            return value
+        try:
+            return self.config.redact(value, field)
+        except Exception as exc:
+            self._problems.append(
+                f"the redact function raised {type(exc).__name__} on the {field}; "
+                f"{field} not recorded"
+            )
+            warn_once(
+                ("redact", field, type(exc).__name__),
+                "tracer: TracerConfig.redact raised %s: %s; the span's %s are not recorded",
+                type(exc).__name__,
+                exc,
+                field,
+            )
+            return None
+
     def _parse_request(self, body: bytes | None) -> Any:
         if body is None:
             self._problems.append("request body was not available (streamed upload)")
@@ -355,7 +381,11 @@ class Recorder:
         if exception is None and (self._status >= 400 or summary.error):
             kind = f"HTTP {self._status}" if self._status >= 400 else "StreamError"
             error = (kind, summary.error or f"HTTP {self._status}")
-        outputs = self.api.outputs(response, self.config)
+        outputs = self._recordable(
+            self.api.outputs(response, self.config),
+            "outputs",
+            self._body_size >= redact.MEDIA_MIN_CHARS,
+        )
         spans.finish(
             self.span,
             outputs=outputs,

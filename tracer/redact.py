@@ -8,9 +8,18 @@ parameters that carry keys are replaced by ``REDACTED``.
 
 from __future__ import annotations
 
+import re
+from typing import Any
 from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
 
-__all__ = ["RECORDED_REQUEST_HEADERS", "RECORDED_RESPONSE_HEADERS", "REDACTED", "safe_url"]
+__all__ = [
+    "MEDIA_MIN_CHARS",
+    "RECORDED_REQUEST_HEADERS",
+    "RECORDED_RESPONSE_HEADERS",
+    "REDACTED",
+    "omit_media",
+    "safe_url",
+]
 
 REDACTED = "REDACTED"
 
@@ -62,3 +71,47 @@ def safe_url(url: str) -> str:
                 [(name, REDACTED if _is_secret(name) else value) for name, value in pairs]
             )
     return urlunsplit((parts.scheme, netloc, parts.path, query, parts.fragment))
+
+
+#: Inline media shorter than this (characters of base64) is kept as sent.
+MEDIA_MIN_CHARS = 1024
+_BASE64 = re.compile(r"[A-Za-z0-9+/=\s]*")
+
+
+def _placeholder(media_type: str, encoded_chars: int) -> str:
+    return f"[{media_type} omitted: {encoded_chars * 3 // 4} bytes as base64]"
+
+
+def omit_media(value: Any) -> Any:
+    """``value`` with inline base64 media replaced by a short placeholder naming its media type
+    and size: ``data:<type>;base64,...`` URLs (OpenAI image and file parts) and
+    ``{"data": <base64>}`` objects (Anthropic ``source``, OpenAI ``input_audio``).
+
+    Returns ``value`` itself when there is nothing to replace (no copy is made).
+    """
+    if isinstance(value, str):
+        if len(value) >= MEDIA_MIN_CHARS and value.startswith("data:"):
+            header, sep, payload = value.partition(";base64,")
+            if sep:
+                return _placeholder(header[5:] or "data", len(payload))
+        return value
+    if isinstance(value, list):
+        items = [omit_media(item) for item in value]
+        return items if any(a is not b for a, b in zip(items, value, strict=True)) else value
+    if isinstance(value, dict):
+        changed = {}
+        for key, item in value.items():
+            if (
+                key == "data"
+                and isinstance(item, str)
+                and len(item) >= MEDIA_MIN_CHARS
+                and _BASE64.fullmatch(item[:4096])
+            ):
+                kind = value.get("media_type") or value.get("format") or "media"
+                changed[key] = _placeholder(str(kind), len(item))
+            else:
+                new = omit_media(item)
+                if new is not item:
+                    changed[key] = new
+        return {**value, **changed} if changed else value
+    return value
