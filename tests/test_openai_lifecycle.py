@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import asyncio
 import gc
+import json
 import socket
 from typing import Any
 
@@ -315,3 +316,82 @@ def test_non_llm_requests_are_not_traced(server: DevServer, experiment: str) -> 
     models = client.models.list()
     assert len(models.data) > 0
     assert read_spans(experiment) == []
+
+
+@pytest.mark.parametrize(
+    ("headers", "first_status"),
+    [
+        ({"x-devserver-status": "429"}, 429),
+        ({"x-devserver-status": "503"}, 503),
+        ({"x-devserver-fail-mode": "reset"}, None),
+    ],
+    ids=["rate-limited", "unavailable", "connection-reset"],
+)
+def test_retries_are_separate_spans_under_one_parent(
+    chat: Chat,
+    experiment: str,
+    server: DevServer,
+    headers: dict[str, str],
+    first_status: int | None,
+) -> None:
+    @mlflow.trace(span_type=SpanType.AGENT)
+    def agent() -> Any:
+        return chat.create(
+            max_retries=3, extra_headers={**headers, "x-devserver-fail-attempts": "2"}
+        )
+
+    assert agent().choices[0].message.content == FULL
+    (trace,) = read_traces(experiment)
+    root = next(s for s in trace.data.spans if s.span_type == "AGENT")
+    attempts = sorted(
+        (s for s in trace.data.spans if s.span_type == "CHAT_MODEL"), key=lambda s: s.start_time_ns
+    )
+    assert [s.parent_id for s in attempts] == [root.span_id] * 3
+    assert [s.attributes["http.request.resend_count"] for s in attempts] == [0, 1, 2]
+    assert [s.status.status_code for s in attempts] == ["ERROR", "ERROR", "OK"]
+    for failed in attempts[:2]:
+        if first_status is None:
+            assert "http.response.status_code" not in failed.attributes
+            assert exception_events(failed)[0]["exception.type"] == "RemoteProtocolError"
+        else:
+            assert failed.attributes["http.response.status_code"] == first_status
+            assert "retry-after" not in json.dumps(failed.attributes)  # headers are not recorded
+    assert attempts[2].outputs["choices"][0]["message"]["content"] == FULL
+
+
+def test_callers_own_exception_inside_the_loop(chat: Chat, experiment: str) -> None:
+    class Boom(Exception):
+        pass
+
+    async def consume_async(stream: Any) -> None:
+        async for _ in stream:
+            raise Boom
+
+    def consume(stream: Any) -> None:
+        for _ in stream:
+            raise Boom
+
+    with pytest.raises(Boom):
+        if chat.mode == "sync":
+            with (
+                OpenAI(
+                    api_key=API_KEY, base_url=chat.base_url, http_client=chat.clients.TracedClient()
+                ) as client,
+                client.chat.completions.create(**slow_stream_kwargs()) as stream,
+            ):
+                consume(stream)
+        else:
+
+            async def main() -> None:
+                async with AsyncOpenAI(
+                    api_key=API_KEY,
+                    base_url=chat.base_url,
+                    http_client=chat.clients.TracedAsyncClient(),
+                ) as client, await client.chat.completions.create(**slow_stream_kwargs()) as s:
+                    await consume_async(s)
+
+            asyncio.run(main())
+    span = only_llm_span(experiment)
+    assert span.attributes["stream.completed"] is False
+    assert span.attributes["stream.chunk_count"] >= 1
+    assert span.status.status_code == "OK"  # the caller stopped reading; the call did not fail

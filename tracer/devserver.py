@@ -285,7 +285,7 @@ class _Disconnect(Exception):
 
 class _HTTPServer(ThreadingHTTPServer):
     daemon_threads = True
-    request_queue_size = 128
+    request_queue_size = 1024  # 1,000 concurrent streams connect at once in the tests
 
     def __init__(self, address: tuple[str, int], owner: DevServer) -> None:
         self.owner = owner
