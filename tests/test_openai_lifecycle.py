@@ -6,14 +6,13 @@ from __future__ import annotations
 import asyncio
 import gc
 import json
-import socket
 from typing import Any
 
 import httpx
 import mlflow
 import openai
 import pytest
-from conftest import only_llm_span, read_spans, read_traces
+from conftest import free_port, only_llm_span, read_spans, read_traces
 from mlflow.entities import SpanType
 from openai import AsyncOpenAI, OpenAI
 from sdk import API_KEY, Chat, joined_content
@@ -85,12 +84,6 @@ def test_server_disconnect_mid_stream(chat: Chat, experiment: str) -> None:
     assert span.attributes["stream.completed"] is False
     assert span.attributes["stream.chunk_count"] == 3
     assert len(exception_events(span)) == 1
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
 
 
 def test_connect_error_is_recorded_and_reraised(experiment: str) -> None:
@@ -383,11 +376,14 @@ def test_callers_own_exception_inside_the_loop(chat: Chat, experiment: str) -> N
         else:
 
             async def main() -> None:
-                async with AsyncOpenAI(
-                    api_key=API_KEY,
-                    base_url=chat.base_url,
-                    http_client=chat.clients.TracedAsyncClient(),
-                ) as client, await client.chat.completions.create(**slow_stream_kwargs()) as s:
+                async with (
+                    AsyncOpenAI(
+                        api_key=API_KEY,
+                        base_url=chat.base_url,
+                        http_client=chat.clients.TracedAsyncClient(),
+                    ) as client,
+                    await client.chat.completions.create(**slow_stream_kwargs()) as s,
+                ):
                     await consume_async(s)
 
             asyncio.run(main())
