@@ -4,7 +4,7 @@ VENV   ?= .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed-dev
 
-.PHONY: install test lint demo compat clean
+.PHONY: install test lint demo compat bench bench-quick clean
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -27,5 +27,13 @@ compat: $(STAMP)
 demo: $(STAMP)
 	$(BIN)/python examples/demo.py
 
+# The tracer against bare calls and mlflow.openai.autolog() (docs/performance.md); not in `test`.
+bench: $(STAMP)
+	$(BIN)/python bench/run.py
+
+# The same with tiny sizes, to keep the benchmark working (CI); asserts nothing about time.
+bench-quick: $(STAMP)
+	$(BIN)/python bench/run.py --quick
+
 clean:
-	rm -rf $(VENV) .demo .compat .pytest_cache .ruff_cache
+	rm -rf $(VENV) .demo .compat .bench .pytest_cache .ruff_cache

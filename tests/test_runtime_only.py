@@ -36,7 +36,7 @@ def run(
         capture_output=True,
         text=True,
         timeout=300,
-        env={"PATH": "/usr/bin:/bin", "HOME": str(ROOT), **(env or {})},
+        env={"PATH": "/usr/bin:/bin", "HOME": str(python.parent.parent), **(env or {})},
         cwd=python.parent,  # not the project root: import the installed package
     )
 

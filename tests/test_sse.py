@@ -92,4 +92,15 @@ def test_oversized_line_is_dropped_not_buffered(piece: int) -> None:
     events = [e for p in pieces for e in decoder.feed(p)] + decoder.flush()
     assert events == [SSEEvent("", "small")]
     assert decoder.oversized_lines == 1
-    assert sum(len(p) for p in decoder._partial) == 0
+    assert len(decoder._partial) == 0
+
+
+def test_oversized_event_made_of_short_lines_is_dropped() -> None:
+    decoder = SSEDecoder(max_line_bytes=1000)
+    events = []
+    for _ in range(100):
+        events += decoder.feed(b"data: " + b"x" * 900 + b"\n")
+    events += decoder.feed(b"\ndata: after\n\n")
+    assert events == [SSEEvent("", "after")]
+    assert decoder.oversized_events == 1
+    assert decoder._data == []

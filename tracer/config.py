@@ -11,13 +11,14 @@ import logging
 import os
 import re
 from collections.abc import Callable
-from typing import Any
+from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, TypeAdapter, ValidationError, field_validator
 
 __all__ = ["ENV_PREFIX", "TracerConfig"]
 
 ENV_PREFIX = "TRACER_"
+ExportMode = Literal["process", "mlflow", "none"]
 _logger = logging.getLogger("tracer")
 
 
@@ -31,7 +32,7 @@ def _from_env(name: str, default: Any, kind: type) -> Any:
         return default
     try:
         adapter: TypeAdapter[Any] = TypeAdapter(kind)
-        if kind in (bool, int, str):
+        if kind in (bool, int, str, ExportMode):
             return adapter.validate_python(raw.strip())
         return _check_routes(adapter.validate_json(raw))
     except (ValidationError, ValueError):
@@ -112,6 +113,13 @@ class TracerConfig(BaseModel):
         description="TRACER_ROUTES (JSON): extra routes for custom gateway paths, a regular "
         "expression searched in the URL path mapped to the API it speaks: chat, completions, "
         "embeddings, responses or anthropic.messages. Checked before the built-in routes.",
+    )
+    export: ExportMode = Field(
+        default_factory=lambda: _from_env("EXPORT", "process", ExportMode),
+        description="TRACER_EXPORT: where traces are written to MLflow's store. `process` "
+        "(default): by a child process, so export costs the application nothing (only where "
+        "MLflow itself exports asynchronously); `mlflow`: by MLflow's own exporter in this "
+        "process; `none`: not at all (spans are built, for measuring instrumentation alone).",
     )
     strict: bool = Field(
         default_factory=lambda: _from_env("STRICT", False, bool),

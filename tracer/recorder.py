@@ -25,6 +25,23 @@ from tracer.sse import SSEDecoder
 __all__ = ["ContentDecoder", "Headers", "Recorder", "RequestInfo"]
 
 _TEXT_PREVIEW_CHARS = 2000
+_SNIFF_BYTES = 65536
+#: Deeper JSON cannot be recorded (MLflow's serialisation recurses); no LLM payload nests so.
+MAX_DEPTH = 128
+
+
+def nests_deeper(value: Any, limit: int) -> bool:
+    """Whether ``value`` has containers nested more than ``limit`` levels deep (no recursion)."""
+    stack = [(value, 1)]
+    while stack:
+        item, depth = stack.pop()
+        children = item.values() if isinstance(item, dict) else item
+        for child in children:
+            if isinstance(child, (dict, list)):
+                if depth >= limit:
+                    return True
+                stack.append((child, depth + 1))
+    return False
 
 
 class Headers(Protocol):
@@ -71,6 +88,7 @@ class Recorder:
         "_body",
         "_body_size",
         "_chunk_count",
+        "_decode_error",
         "_decoder",
         "_done",
         "_first_chunk_ms",
@@ -78,6 +96,7 @@ class Recorder:
         "_parsing",
         "_problems",
         "_response_attrs",
+        "_sniff",
         "_sse",
         "_started",
         "_status",
@@ -103,6 +122,8 @@ class Recorder:
         self._parsing = True
         self._chunk_count = 0
         self._first_chunk_ms: float | None = None
+        self._sniff: bytearray | None = None  # a stream's first bytes, until an event arrives
+        self._decode_error: str | None = None
 
         body = self._parse_request(request.body)
         request_body = body if isinstance(body, dict) else {}
@@ -139,7 +160,9 @@ class Recorder:
                 attributes[f"http.request.header.{name}"] = value
 
         name = f"{api.operation} {self.request_model}" if self.request_model else api.operation
-        self.span = spans.start(name, api.span_type, spans.active_parent(), inputs, attributes)
+        self.span = spans.start(
+            name, api.span_type, spans.active_parent(), inputs, attributes, config.export
+        )
         # Timed from here, so MLflow's one-time set-up on a process's first span is not
         # counted as time to first chunk.
         self._started = time.perf_counter_ns()
@@ -180,6 +203,7 @@ class Recorder:
             if "event-stream" in content_type:
                 self._sse = SSEDecoder(max_line_bytes=self.config.max_body_bytes)
                 self._accumulator = self.api.new_stream()
+                self._sniff = bytearray()
             else:
                 self._body = []
             if preloaded is not None:
@@ -199,7 +223,7 @@ class Recorder:
                 try:
                     chunk = self._decoder.decode(chunk)
                 except Exception as exc:
-                    self._stop_parsing(f"response body could not be decoded: {exc}")
+                    self._undecodable(exc)
                     return
             self._feed(chunk)
         except Exception as exc:
@@ -214,7 +238,7 @@ class Recorder:
                 try:
                     self._feed(self._decoder.flush())
                 except Exception as exc:
-                    self._stop_parsing(f"response body could not be decoded: {exc}")
+                    self._undecodable(exc)
             self._end_of_body()
         except Exception as exc:
             self._internal(exc)
@@ -243,6 +267,9 @@ class Recorder:
     def _recordable(self, value: Any, field: str, may_hold_media: bool) -> Any:
         """``value`` as it may be recorded: inline media omitted (unless configured), then the
         user's redaction applied. A redaction that fails records nothing rather than too much."""
+        if isinstance(value, (dict, list)) and nests_deeper(value, MAX_DEPTH):
+            self._problems.append(f"the {field} nest deeper than {MAX_DEPTH} levels; not recorded")
+            return None
         if may_hold_media and not self.config.capture_media:
             value = redact.omit_media(value)
         if self.config.redact is None or value is None:
@@ -275,7 +302,7 @@ class Recorder:
             return None
         try:
             return json.loads(body)
-        except ValueError as exc:
+        except (ValueError, RecursionError) as exc:
             self._problems.append(f"request body is not JSON: {exc}")
             return None
 
@@ -283,6 +310,8 @@ class Recorder:
         if not data or not self._parsing:
             return
         if self._sse is not None:
+            if self._sniff is not None and len(self._sniff) < _SNIFF_BYTES:
+                self._sniff.extend(data[: _SNIFF_BYTES - len(self._sniff)])
             for event in self._sse.feed(data):
                 self._on_event(event.event, event.data)
                 if self._done:
@@ -299,6 +328,7 @@ class Recorder:
 
     def _on_event(self, event: str, data: str) -> None:
         assert self._accumulator is not None
+        self._sniff = None
         if data != "[DONE]":
             self._chunk_count += 1
             if self._first_chunk_ms is None:
@@ -316,6 +346,11 @@ class Recorder:
                     return
         self._finish()
 
+    def _undecodable(self, exc: Exception) -> None:
+        """The body does not match its Content-Encoding: httpx fails on it as we did."""
+        self._stop_parsing(f"response body could not be decoded: {exc}")
+        self._decode_error = f"{type(exc).__name__}: {exc}"
+
     def _stop_parsing(self, problem: str) -> None:
         self._parsing = False
         self._problems.append(problem)
@@ -332,15 +367,23 @@ class Recorder:
                 self._done = True
         internal_error("recording a response", exc, strict=self.config.strict)
 
-    def _response_object(self) -> Any:
-        if self._accumulator is not None:
+    def _response_object(self, failed: bool) -> Any:
+        if self._accumulator is not None and (
+            self._chunk_count or not (self._sniff or b"").strip()
+        ):
             return self._accumulator.result()
+        if self._accumulator is not None:
+            # Labelled text/event-stream but not one event in it: read it as a plain body.
+            self._body, self._body_size = [bytes(self._sniff or b"")], len(self._sniff or b"")
+            self._accumulator = self._sse = None
         if not self._body:
+            if self._parsing and not failed and self._status not in (0, 204, 304):
+                self._problems.append("response body is empty")
             return None
         raw = b"".join(self._body)
         try:
             return json.loads(raw)
-        except ValueError:
+        except (ValueError, RecursionError):
             self._problems.append("response body is not JSON")
             text = raw[:_TEXT_PREVIEW_CHARS].decode("utf-8", errors="replace")
             return {"text": text}
@@ -350,8 +393,13 @@ class Recorder:
             if self._done:
                 return
             self._done = True
-        response = self._response_object()
+        response = self._response_object(failed=exception is not None)
         summary = self.api.summarize(response)
+        outputs = self._recordable(
+            self.api.outputs(response, self.config),
+            "outputs",
+            self._body_size >= redact.MEDIA_MIN_CHARS,
+        )
         attrs = self._response_attrs
         attrs.update(summary.attributes)
         model = summary.model or self.request_model
@@ -371,6 +419,11 @@ class Recorder:
                     f"{self._sse.oversized_lines} stream line(s) exceeded TRACER_MAX_BODY_BYTES"
                     " and were skipped"
                 )
+            if self._sse.oversized_events:
+                self._problems.append(
+                    f"{self._sse.oversized_events} stream event(s) exceeded "
+                    "TRACER_MAX_BODY_BYTES and were skipped"
+                )
             if self._sse.invalid_utf8_lines:
                 self._problems.append(
                     f"{self._sse.invalid_utf8_lines} stream line(s) were not valid UTF-8"
@@ -381,11 +434,8 @@ class Recorder:
         if exception is None and (self._status >= 400 or summary.error):
             kind = f"HTTP {self._status}" if self._status >= 400 else "StreamError"
             error = (kind, summary.error or f"HTTP {self._status}")
-        outputs = self._recordable(
-            self.api.outputs(response, self.config),
-            "outputs",
-            self._body_size >= redact.MEDIA_MIN_CHARS,
-        )
+        elif exception is None and self._decode_error is not None:
+            error = ("DecodingError", self._decode_error)
         spans.finish(
             self.span,
             outputs=outputs,

@@ -18,6 +18,7 @@ from mlflow.entities import LiveSpan, SpanEvent, SpanStatus, SpanStatusCode
 from mlflow.tracing import set_span_chat_tools
 from mlflow.tracking._tracking_service.utils import is_tracking_uri_set
 
+from tracer import export
 from tracer.failsafe import warn_once
 
 __all__ = ["active_parent", "finish", "ready", "start"]
@@ -104,15 +105,18 @@ def start(
     parent: LiveSpan | None,
     inputs: Any,
     attributes: dict[str, Any],
+    export_mode: str = "process",
 ) -> LiveSpan:
     """Start an LLM span (a new trace when ``parent`` is ``None``)."""
-    return mlflow.start_span_no_context(
+    span = mlflow.start_span_no_context(
         name=name,
         span_type=span_type,
         parent_span=parent,
         inputs=inputs,
         attributes=attributes,
     )
+    export.install(export_mode)
+    return span
 
 
 def finish(

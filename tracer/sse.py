@@ -2,8 +2,9 @@
 
 Follows https://html.spec.whatwg.org/multipage/server-sent-events.html#event-stream-interpretation:
 lines end with CRLF, LF or CR; a CR that ends one network chunk may be the first half of a
-CRLF whose LF starts the next. Lines are decoded from UTF-8 only once complete, so a
-multi-byte character split across chunks survives. No I/O: feed bytes, get events.
+CRLF whose LF starts the next; one leading byte order mark is ignored. Lines are decoded from
+UTF-8 only once complete, so a multi-byte character split across chunks survives. No I/O: feed
+bytes, get events.
 """
 
 from __future__ import annotations
@@ -11,6 +12,8 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 __all__ = ["SSEDecoder", "SSEEvent"]
+
+_BOM = b"\xef\xbb\xbf"
 
 
 @dataclass(frozen=True, slots=True)
@@ -31,7 +34,9 @@ class SSEDecoder:
 
     __slots__ = (
         "_after_cr",
+        "_bom",
         "_data",
+        "_data_size",
         "_event",
         "_last_id",
         "_line_bytes",
@@ -39,25 +44,37 @@ class SSEDecoder:
         "_skipping",
         "invalid_utf8_lines",
         "max_line_bytes",
+        "oversized_events",
         "oversized_lines",
     )
 
     def __init__(self, max_line_bytes: int | None = None) -> None:
         self.max_line_bytes = max_line_bytes
         self.oversized_lines = 0
+        self.oversized_events = 0
         self.invalid_utf8_lines = 0
-        self._partial: list[bytes] = []  # pieces of the line not yet terminated
+        self._partial = bytearray()  # the line not yet terminated
         self._line_bytes = 0
         self._skipping = False  # inside an oversized line: discard until its end
         self._after_cr = False  # the previous chunk ended with CR
+        self._bom: bytes | None = b""  # the stream's first bytes, until a BOM is ruled out
         self._data: list[str] = []
+        self._data_size: int | None = 0  # None: this event outgrew the limit, drop it
         self._event = ""
         self._last_id: str | None = None
 
     def feed(self, chunk: bytes) -> list[SSEEvent]:
         """Consume ``chunk`` and return the events it completed (often none or one)."""
+        if self._bom is not None:  # one leading BOM is ignored, also when split across chunks
+            chunk = self._bom + chunk
+            if len(chunk) < len(_BOM) and _BOM.startswith(chunk):
+                self._bom = chunk
+                return []
+            self._bom = None
+            chunk = chunk.removeprefix(_BOM)
         if self._after_cr and chunk[:1] == b"\n":
             chunk = chunk[1:]  # the LF of a CRLF split across chunks
+            self._after_cr = False
         if not chunk:
             return []
         self._after_cr = chunk[-1:] == b"\r"
@@ -82,6 +99,9 @@ class SSEDecoder:
         dispatched (the spec drops it), but is returned when it carries data, since a server
         that forgets the final blank line still sent it."""
         events: list[SSEEvent] = []
+        if self._bom:  # the stream ended inside what could have been a BOM
+            self._hold(self._bom)
+        self._bom = None
         if self._partial or self._skipping:
             line = self._join(b"")
             if line:
@@ -101,12 +121,12 @@ class SSEDecoder:
             self._skipping = True
             self.oversized_lines += 1
             return
-        self._partial.append(piece)
+        self._partial += piece
 
     def _join(self, end: bytes) -> bytes | None:
         """Complete a held line with ``end``; ``None`` if the line was oversized."""
         self._hold(end)
-        line = None if self._skipping else b"".join(self._partial)
+        line = None if self._skipping else bytes(self._partial)
         self._partial.clear()
         self._line_bytes = 0
         self._skipping = False
@@ -129,6 +149,13 @@ class SSEDecoder:
         if colon and value[:1] == " ":
             value = value[1:]
         if name == "data":
+            if self._data_size is None:
+                return None
+            self._data_size += len(value)
+            if self.max_line_bytes is not None and self._data_size > self.max_line_bytes:
+                self._data, self._data_size = [], None
+                self.oversized_events += 1
+                return None
             self._data.append(value)
         elif name == "event":
             self._event = value
@@ -140,9 +167,11 @@ class SSEDecoder:
     def _dispatch_pending(self) -> SSEEvent:
         event = SSEEvent(self._event, "\n".join(self._data), self._last_id)
         self._data = []
+        self._data_size = 0
         self._event = ""
         return event
 
     def _reset(self) -> None:
         self._event = ""
+        self._data_size = 0
         return None

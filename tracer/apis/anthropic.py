@@ -166,7 +166,8 @@ class MessagesStream:
             if isinstance(payload.get("delta"), dict):
                 message.update(payload["delta"])
             if isinstance(payload.get("usage"), dict):
-                usage = dict(message.get("usage") or {})
+                known = message.get("usage")
+                usage = dict(known) if isinstance(known, dict) else {}
                 usage.update({k: v for k, v in payload["usage"].items() if v is not None})
                 message["usage"] = usage
         elif kind == "message_stop":
@@ -181,8 +182,9 @@ class MessagesStream:
             return
         if delta.get("type") == "citations_delta":
             block = self._blocks.setdefault(index, {"type": "text"})
-            block.setdefault("citations", None)
-            block["citations"] = [*(block["citations"] or []), delta.get("citation")]
+            known = block.get("citations")
+            known = known if isinstance(known, list) else []
+            block["citations"] = [*known, delta.get("citation")]
             return
         fields = _DELTA_FIELDS.get(str(delta.get("type")))
         if fields is None:
@@ -205,7 +207,8 @@ class MessagesStream:
                     self._problems.add(f"tool input of block {index} is not complete JSON")
                     block["input"] = joined
             elif target in ("text", "thinking"):
-                block[target] = block.get(target, "") + joined
+                known = block.get(target)
+                block[target] = (known if isinstance(known, str) else "") + joined
             else:
                 block[target] = joined
         return block

@@ -139,10 +139,13 @@ class Problems:
 
 
 def parse_event(data: str, problems: Problems) -> dict[str, Any] | None:
-    """The JSON object of one stream event, or ``None`` (recorded as a problem)."""
+    """The JSON object of one stream event, or ``None`` (recorded as a problem; an OpenAI-style
+    ``[DONE]`` in another API's stream is no problem)."""
+    if data == "[DONE]":
+        return None
     try:
         value = json.loads(data)
-    except ValueError:
+    except (ValueError, RecursionError):  # RecursionError: nested too deeply
         problems.add(f"stream event is not JSON: {data[:80]!r}")
         return None
     if not isinstance(value, dict):

@@ -74,7 +74,7 @@ class ChatCompletions(ApiSpec):
         choices = response.get("choices")
         reasons = [
             c["finish_reason"]
-            for c in choices or ()
+            for c in (choices if isinstance(choices, list) else ())
             if isinstance(c, dict) and isinstance(c.get("finish_reason"), str)
         ]
         model = response.get("model")

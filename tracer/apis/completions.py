@@ -23,12 +23,13 @@ def summarize_openai(response: Any) -> ResponseSummary:
     if not isinstance(response, dict):
         return ResponseSummary()
     model, rid = response.get("model"), response.get("id")
+    choices = response.get("choices")
     return ResponseSummary(
         model=model if isinstance(model, str) and model else None,
         usage=openai_usage(response.get("usage")),
         finish_reasons=[
             c["finish_reason"]
-            for c in response.get("choices") or ()
+            for c in (choices if isinstance(choices, list) else ())
             if isinstance(c, dict) and isinstance(c.get("finish_reason"), str)
         ],
         response_id=rid if isinstance(rid, str) else None,
@@ -107,7 +108,8 @@ class CompletionStream:
                 self._header[key] = chunk[key]
         if chunk.get("usage"):
             self._usage = chunk["usage"]
-        for position, raw in enumerate(chunk.get("choices") or ()):
+        choices = chunk.get("choices")
+        for position, raw in enumerate(choices if isinstance(choices, list) else ()):
             if not isinstance(raw, dict):
                 continue
             index = raw.get("index")

@@ -170,7 +170,8 @@ class ResponsesStream:
                     for key in [k for k in self._texts if k[0] == index]:
                         del self._texts[key]
         elif kind == "response.output_text.delta":
-            key = (payload.get("output_index"), payload.get("content_index", 0))
+            part = payload.get("content_index")
+            key = (payload.get("output_index"), part if isinstance(part, int) else 0)
             if isinstance(key[0], int) and isinstance(payload.get("delta"), str):
                 self._texts.setdefault(key, []).append(payload["delta"])  # type: ignore[arg-type]
         elif kind == "response.function_call_arguments.delta":
@@ -182,22 +183,29 @@ class ResponsesStream:
         """The final ``response`` object, or one rebuilt from what arrived so far."""
         if self._final is not None:
             return self._final
-        if self._response is None and not self._items:
+        # Deltas whose output item was never announced are kept too, in a bare item.
+        indices = sorted(set(self._items) | set(self._args) | {k[0] for k in self._texts})
+        if self._response is None and not indices:
             return {"error": self._error} if self._error is not None else None
         result = copy.deepcopy(self._response) if self._response is not None else {}
         result.setdefault("object", "response")
         output = []
-        for index, item in sorted(self._items.items()):
-            item = copy.deepcopy(item)
+        for index in indices:
+            bare = {"type": "function_call" if index in self._args else "message"}
+            item = copy.deepcopy(self._items.get(index, bare))
             if index in self._args:
                 item["arguments"] = "".join(self._args[index])
             texts = sorted((k[1], v) for k, v in self._texts.items() if k[0] == index)
             if texts:
-                parts = item.setdefault("content", [])
+                parts = item.get("content")
+                if not isinstance(parts, list):
+                    parts = item["content"] = []
                 for content_index, pieces in texts:
-                    while len(parts) <= content_index:
-                        parts.append({"type": "output_text", "text": "", "annotations": []})
-                    parts[content_index]["text"] = "".join(pieces)
+                    text = "".join(pieces)
+                    if 0 <= content_index < len(parts) and isinstance(parts[content_index], dict):
+                        parts[content_index]["text"] = text
+                    else:  # a part not announced (or a nonsensical index): appended, bounded
+                        parts.append({"type": "output_text", "text": text, "annotations": []})
             output.append(item)
         result["output"] = output
         if self._error is not None:

@@ -1,0 +1,329 @@
+"""``make bench``: the tracer against bare calls and ``mlflow.openai.autolog()``, in one run.
+
+Usage (from the project root)::
+
+    .venv/bin/python bench/run.py            # the full benchmark (make bench), a few minutes
+    .venv/bin/python bench/run.py --quick    # tiny sizes, a few seconds (make bench-quick, CI)
+    .venv/bin/python bench/run.py --rounds 3 --calls 20 --modes bare,traced,autolog
+
+One local OpenAI-compatible server (:class:`tracer.devserver.DevServer`) runs in this process;
+each mode runs in a process of its own (this script with ``--mode``), with its own SQLite MLflow
+store in a temporary directory. The modes take turns: in each round every mode runs every
+workload once, the order of the modes rotating from round to round, so that noise on the
+machine hits all modes alike. At the end the table of medians and p90s, with ratios to bare and
+to autolog and the targets of issue 6 marked met or not, is printed and written, with every
+raw figure, to ``.bench/results.json``. Nothing is asserted: the exit status is non-zero only
+when the benchmark itself failed.
+"""
+
+from __future__ import annotations
+
+import argparse
+import contextlib
+import dataclasses
+import json
+import logging
+import os
+import queue
+import shutil
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+from pathlib import Path
+from typing import Any
+
+ROOT = Path(__file__).resolve().parent.parent
+if __package__ in (None, ""):  # run as a script: make the ``bench`` package importable
+    sys.path.insert(0, str(ROOT))
+
+from bench import report  # noqa: E402
+from bench.workloads import EXTRA_MODES, MODES, Sizes, mode_env, serve, sizes_dict  # noqa: E402
+
+#: Seconds a mode process may take to answer one command before the run is abandoned.
+REPLY_TIMEOUT_S = 1800.0
+
+FULL = {"rounds": 5, "concurrent_rounds": 1, "sizes": Sizes()}
+QUICK = {
+    "rounds": 1,
+    "concurrent_rounds": 1,
+    "sizes": Sizes(
+        calls=5,
+        stream_calls=3,
+        ttfc_calls=5,
+        concurrency=50,
+        big_chunks=1000,
+        warmup=1,
+    ),
+}
+
+
+class BenchError(RuntimeError):
+    """A mode process failed or did not answer."""
+
+
+class ModeProcess:
+    """One mode's process, and the line protocol to it."""
+
+    def __init__(self, mode: str, base_url: str, store_dir: Path, sizes: Sizes) -> None:
+        self.mode = mode
+        env = mode_env(mode, str(store_dir))
+        env["PYTHONPATH"] = os.pathsep.join(filter(None, [str(ROOT), env.get("PYTHONPATH")]))
+        command = [sys.executable, str(Path(__file__).resolve()), "--mode", mode]
+        command += ["--url", base_url, "--sizes", json.dumps(sizes_dict(sizes))]
+        self.process = subprocess.Popen(
+            command,
+            cwd=store_dir,  # MLflow's default artifact location (./mlruns) lands there too
+            env=env,
+            stdin=subprocess.PIPE,
+            stdout=subprocess.PIPE,
+            text=True,
+            bufsize=1,
+        )
+        self._replies: queue.Queue[str] = queue.Queue()
+        threading.Thread(target=self._read, daemon=True, name=f"bench-{mode}").start()
+
+    def _read(self) -> None:
+        assert self.process.stdout is not None
+        for line in self.process.stdout:
+            self._replies.put(line)
+        self._replies.put("")
+
+    def reply(self) -> Any:
+        """The next reply's ``result`` (or the ready message); raises on an error reply."""
+        try:
+            line = self._replies.get(timeout=REPLY_TIMEOUT_S)
+        except queue.Empty:
+            raise BenchError(f"{self.mode}: no answer in {REPLY_TIMEOUT_S:.0f} s") from None
+        if not line:
+            raise BenchError(f"{self.mode}: the process exited ({self.process.wait()})")
+        message = json.loads(line)
+        if "error" in message:
+            raise BenchError(f"{self.mode} failed:\n{message['error']}")
+        return message.get("result", message)
+
+    def send(self, command: dict[str, Any]) -> None:
+        """Send ``command``; its result is the next :meth:`reply`."""
+        assert self.process.stdin is not None
+        self.process.stdin.write(json.dumps(command) + "\n")
+        self.process.stdin.flush()
+
+    def call(self, command: dict[str, Any]) -> Any:
+        """Send ``command`` and wait for its result."""
+        self.send(command)
+        return self.reply()
+
+    def ask_to_stop(self) -> None:
+        """Ask the process to finish (it first waits for its exports)."""
+        if self.process.poll() is None:
+            with contextlib.suppress(OSError, ValueError):
+                self.send({"cmd": "exit"})
+
+    def stop(self) -> None:
+        """Wait for the process to finish; kill it if it does not within a minute."""
+        self.ask_to_stop()
+        try:
+            self.process.wait(timeout=60)
+        except subprocess.TimeoutExpired:
+            self.process.kill()
+            self.process.wait()
+
+
+def _template_store(store_root: Path) -> Path:
+    """An empty MLflow SQLite store, created once and copied for every mode (the schema
+    migrations take a second of CPU, which the mode processes then need not pay four times)."""
+    from mlflow.store.tracking.sqlalchemy_store import SqlAlchemyStore
+
+    for name in ("mlflow", "alembic"):
+        logging.getLogger(name).setLevel(logging.ERROR)
+    path = store_root / "template.db"
+    SqlAlchemyStore(f"sqlite:///{path}", str(store_root / "mlruns"))
+    return path
+
+
+def _progress(message: str) -> None:
+    print(message, file=sys.stderr, flush=True)
+
+
+def _round_line(mode: str, result: dict[str, Any], seconds: float) -> str:
+    chat = result["non_streaming"]
+    walls = sorted(chat["wall_s"])
+    parts = [
+        f"chat {walls[len(walls) // 2] * 1e3:.2f} ms",
+        f"cpu {chat['cpu_s_per_call'] * 1e3:.1f} ms/call",
+    ]
+    if result.get("concurrent"):
+        parts.append(f"{result['concurrent']['throughput']:.0f} streams/s")
+    return f"  {mode:<16} {', '.join(parts)}  ({seconds:.1f} s)"
+
+
+def run(args: argparse.Namespace) -> int:
+    """The parent: server, mode processes, rounds, report."""
+    from tracer.devserver import DevServer
+
+    profile = QUICK if args.quick else FULL
+    overrides = {
+        field.name: getattr(args, field.name)
+        for field in dataclasses.fields(Sizes)
+        if getattr(args, field.name, None) is not None
+    }
+    sizes: Sizes = dataclasses.replace(profile["sizes"], **overrides)  # type: ignore[arg-type]
+    rounds: int = args.rounds or profile["rounds"]  # type: ignore[assignment]
+    concurrent_rounds = (
+        args.concurrent_rounds
+        if args.concurrent_rounds is not None
+        else profile["concurrent_rounds"]
+    )
+    modes = [m.strip() for m in args.modes.split(",") if m.strip()]
+    unknown = [m for m in modes if m not in MODES + EXTRA_MODES]
+    if unknown or not modes:
+        raise SystemExit(f"unknown modes {unknown}; choose from {MODES + EXTRA_MODES}")
+    out = Path(args.out or (".bench/results-quick.json" if args.quick else ".bench/results.json"))
+    if not out.is_absolute():
+        out = ROOT / out
+
+    info = report.machine()
+    for line in report.machine_lines(info):
+        _progress(line)
+    _progress(
+        f"{rounds} round(s) x modes {', '.join(modes)}; sizes: {sizes_dict(sizes)}; "
+        f"concurrent streams in {min(concurrent_rounds, rounds)} round(s)"
+    )
+
+    started = time.perf_counter()
+    store_root = Path(tempfile.mkdtemp(prefix="tracer-bench-"))
+    results: dict[str, list[dict[str, Any]]] = {mode: [] for mode in modes}
+    schedule: list[dict[str, Any]] = []
+    stats: dict[str, Any] = {}
+    startup: dict[str, float] = {}
+    processes: dict[str, ModeProcess] = {}
+    try:
+        with DevServer() as server:
+            template = _template_store(store_root)
+            for mode in modes:
+                store = store_root / mode
+                store.mkdir()
+                shutil.copyfile(template, store / "bench.db")
+                processes[mode] = ModeProcess(mode, server.base_url, store, sizes)
+            for mode, process in processes.items():
+                startup[mode] = process.reply()["startup_s"]
+            _progress(f"mode processes ready in {time.perf_counter() - started:.1f} s")
+            for index in range(rounds):
+                shift = index % len(modes)
+                order = modes[shift:] + modes[:shift]
+                this_round = sizes
+                if index >= concurrent_rounds:
+                    this_round = dataclasses.replace(sizes, concurrency=0)
+                _progress(f"round {index + 1}/{rounds}: {' -> '.join(order)}")
+                schedule.append({"round": index + 1, "order": order})
+                for mode in order:
+                    began = time.perf_counter()
+                    result = processes[mode].call({"cmd": "round", "sizes": sizes_dict(this_round)})
+                    result["round"] = index + 1
+                    results[mode].append(result)
+                    server.clear()
+                    _progress(_round_line(mode, result, time.perf_counter() - began))
+            for process in processes.values():
+                process.send({"cmd": "stats"})
+            for mode, process in processes.items():
+                stats[mode] = process.reply()
+    except BenchError as exc:
+        _progress(f"benchmark failed: {exc}")
+        return 1
+    finally:
+        for process in processes.values():
+            process.ask_to_stop()
+        for process in processes.values():
+            process.stop()
+        if not args.keep_store:
+            shutil.rmtree(store_root, ignore_errors=True)
+
+    config = {
+        **sizes_dict(sizes),
+        "rounds": rounds,
+        "concurrent_rounds": min(concurrent_rounds, rounds),
+        "modes": modes,
+        "quick": args.quick,
+    }
+    summary = report.summarize(results)
+    lines = report.render(summary, config)
+    elapsed = time.perf_counter() - started
+    print()
+    print("\n".join(report.machine_lines(info)))
+    print(
+        f"{rounds} round(s); {sizes.calls} calls, {sizes.stream_calls} streams of "
+        f"{sizes.stream_chunks} chunks, {sizes.ttfc_calls} first-chunk streams, "
+        f"{sizes.concurrency} concurrent streams ({config['concurrent_rounds']} round(s)), "
+        f"one {sizes.big_chunks}-chunk stream per mode and round; {elapsed:.0f} s in all"
+    )
+    print()
+    print("\n".join(lines))
+    print()
+    for mode, stat in stats.items():
+        if mode != "bare":
+            print(
+                f"{mode}: {stat['stored_traces']} traces stored for {stat['llm_calls']} LLM calls"
+            )
+    out.parent.mkdir(parents=True, exist_ok=True)
+    document = {
+        "machine": info,
+        "config": config,
+        "elapsed_s": elapsed,
+        "startup_s": startup,
+        "schedule": schedule,
+        "summary": summary,
+        "targets": report.targets(summary),
+        "stores": stats,
+        "rounds": results,
+        "table": lines,
+    }
+    out.write_text(json.dumps(document, indent=1) + "\n", encoding="utf-8")
+    print(f"\nfigures written to {out.relative_to(ROOT) if out.is_relative_to(ROOT) else out}")
+    return 0
+
+
+def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
+    """The command line; every size defaults to the full (or, with ``--quick``, tiny) run."""
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--quick", action="store_true", help="tiny sizes (CI): a few seconds")
+    parser.add_argument("--rounds", type=int, help="rounds (default 5; quick 1)")
+    parser.add_argument(
+        "--concurrent-rounds",
+        type=int,
+        help="in how many of the rounds (the first ones) the concurrent streams run (default 1)",
+    )
+    parser.add_argument("--calls", type=int, help="non-streaming calls per round (40)")
+    parser.add_argument("--stream-calls", type=int, help="long streams per round (20)")
+    parser.add_argument("--stream-chunks", type=int, help="chunks of a long stream (200)")
+    parser.add_argument("--ttfc-calls", type=int, help="first-chunk streams per round (20)")
+    parser.add_argument("--ttfc-chunks", type=int, help="chunks of a first-chunk stream (20)")
+    parser.add_argument("--concurrency", type=int, help="concurrent async streams (1000)")
+    parser.add_argument("--concurrent-chunks", type=int, help="chunks per concurrent stream")
+    parser.add_argument("--big-chunks", type=int, help="chunks of the memory stream (10000)")
+    parser.add_argument("--warmup", type=int, help="warm-up calls of each kind (3)")
+    parser.add_argument(
+        "--modes",
+        default=",".join(MODES),
+        help=f"comma-separated modes (default all of {MODES}; also {EXTRA_MODES})",
+    )
+    parser.add_argument("--out", help="JSON file (default .bench/results.json)")
+    parser.add_argument(
+        "--keep-store", action="store_true", help="keep the temporary MLflow stores"
+    )
+    parser.add_argument("--mode", help=argparse.SUPPRESS)  # internal: be a mode's process
+    parser.add_argument("--url", help=argparse.SUPPRESS)
+    parser.add_argument("--sizes", help=argparse.SUPPRESS)
+    return parser.parse_args(argv)
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Run the benchmark, or (with ``--mode``) one mode's process."""
+    args = parse_args(argv)
+    if args.mode:
+        return serve(args.mode, args.url, Sizes(**json.loads(args.sizes)))
+    return run(args)
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,409 @@
+"""What one mode's process runs: the client of its mode, and the workloads, one round at a time.
+
+A mode process is started by :mod:`bench.run` with its environment already set (tracking URI,
+``TRACER_EXPORT``, ...). It builds its client, warms up (so MLflow's one-time set-up, the
+store's schema migrations and the tracer's export process start are not measured), then answers
+commands read from standard input, one JSON document per line, with one JSON line each on its
+original standard output (everything else written to standard output goes to standard error).
+
+Every figure is measured in this process: wall times with ``time.perf_counter``; CPU time with
+``time.process_time`` (all threads of the process, so MLflow's background export threads count)
+plus the CPU time of the process's descendants (so an export *process* counts too), read after
+``mlflow.flush_trace_async_logging()`` has waited for the export of everything measured.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import gc
+import json
+import os
+import resource
+import sqlite3
+import sys
+import time
+import traceback
+import tracemalloc
+from dataclasses import asdict, dataclass
+from typing import Any, TextIO
+
+import httpx
+
+MODES = ("bare", "traced", "traced-noexport", "autolog")
+#: Modes that are not in the default set but can be asked for with ``--modes``.
+EXTRA_MODES = ("traced-mlflow",)
+TRACED_MODES = ("traced", "traced-noexport", "traced-mlflow")
+
+MODEL = "gpt-4o-mini"
+MESSAGES = [{"role": "user", "content": "What is the capital of France?"}]
+#: Chunks of a chat stream from the local server that carry no reply text: the first (the
+#: assistant role) and the last (the finish reason).
+STREAM_OVERHEAD_CHUNKS = 2
+_FILLER = "Paris is the capital of France, and the Seine runs through it. "
+
+
+@dataclass(frozen=True)
+class Sizes:
+    """How much each workload does in one round."""
+
+    calls: int = 40  #: non-streaming chat calls
+    stream_calls: int = 20  #: streams of ``stream_chunks`` chunks
+    stream_chunks: int = 200
+    ttfc_calls: int = 20  #: streams whose time to first chunk is measured
+    ttfc_chunks: int = 20
+    concurrency: int = 1000  #: concurrent async streams (0: skip the workload this round)
+    concurrent_chunks: int = 10
+    big_chunks: int = 10_000  #: the stream read under ``tracemalloc``
+    warmup: int = 3
+
+
+def mode_env(mode: str, store_dir: str) -> dict[str, str]:
+    """The environment a mode's process runs with (the caller's, adjusted)."""
+    env = dict(os.environ)
+    for name in ("TRACER_EXPORT", "TRACER_ENABLED", "MLFLOW_ENABLE_ASYNC_TRACE_LOGGING"):
+        env.pop(name, None)  # each mode runs with the defaults unless it says otherwise
+    env["MLFLOW_TRACKING_URI"] = f"sqlite:///{os.path.join(store_dir, 'bench.db')}"
+    env["MLFLOW_MODEL_CATALOG_URI"] = ""  # no network here: don't download the price list
+    env["MLFLOW_EXPERIMENT_NAME"] = "bench"
+    env["PYTHONUNBUFFERED"] = "1"
+    if mode == "traced-noexport":
+        env["TRACER_EXPORT"] = "none"
+    elif mode == "traced-mlflow":
+        env["TRACER_EXPORT"] = "mlflow"
+    return env
+
+
+def reply_text(chunks: int) -> str:
+    """A reply that the local server streams in exactly ``chunks`` chunks.
+
+    The server splits a reply into pieces of 2-4 characters, one per chunk, after a first chunk
+    with the role and before a last one with the finish reason.
+    """
+    from tracer._devserver.common import PIECE_SIZES
+
+    pieces = max(1, chunks - STREAM_OVERHEAD_CHUNKS)
+    length = sum(PIECE_SIZES[k % len(PIECE_SIZES)] for k in range(pieces))
+    text = (_FILLER * (length // len(_FILLER) + 1))[:length]
+    # Header values cannot end in whitespace; the length must stay as it is.
+    return text[:-1] + "." if text.endswith(" ") else text
+
+
+# --- CPU time ------------------------------------------------------------------------------
+
+
+def _descendants_cpu() -> float:
+    """CPU seconds used so far by the live descendants of this process (Linux; else 0)."""
+    if not os.path.isdir("/proc"):
+        return 0.0
+    ticks = os.sysconf("SC_CLK_TCK")
+    parents: dict[int, int] = {}
+    used: dict[int, float] = {}
+    for entry in os.listdir("/proc"):
+        if not entry.isdigit():
+            continue
+        try:
+            with open(f"/proc/{entry}/stat", "rb") as f:
+                stat = f.read().decode("ascii", "replace")
+        except OSError:
+            continue
+        fields = stat[stat.rfind(")") + 2 :].split()
+        pid = int(entry)
+        parents[pid] = int(fields[1])
+        used[pid] = (int(fields[11]) + int(fields[12])) / ticks
+    me = os.getpid()
+    total = 0.0
+    for pid in used:
+        ancestor = parents.get(pid, 0)
+        while ancestor > 1 and ancestor != me:
+            ancestor = parents.get(ancestor, 0)
+        if ancestor == me:
+            total += used[pid]
+    return total
+
+
+def cpu_seconds() -> tuple[float, float]:
+    """``(this process, this process + its helper processes)`` CPU seconds so far."""
+    own = time.process_time()
+    waited = resource.getrusage(resource.RUSAGE_CHILDREN)
+    return own, own + _descendants_cpu() + waited.ru_utime + waited.ru_stime
+
+
+# --- the mode process ------------------------------------------------------------------------
+
+
+class Worker:
+    """One mode's clients and workloads."""
+
+    def __init__(self, mode: str, base_url: str) -> None:
+        import logging
+
+        import mlflow
+
+        for name in ("mlflow", "alembic", "opentelemetry"):
+            logging.getLogger(name).setLevel(logging.ERROR)
+        self.mode = mode
+        self.base_url = base_url
+        self.llm_calls = 0
+        self._mlflow = mlflow
+        if mode == "autolog":
+            mlflow.openai.autolog()
+        self.client = self._client()
+
+    def _http_options(self) -> dict[str, Any]:
+        # The OpenAI SDK's own client settings, which TracedClient also defaults to, so that
+        # the modes differ only in tracing (httpx's defaults allow only 100 connections).
+        return {
+            "timeout": httpx.Timeout(600.0, connect=5.0),
+            "limits": httpx.Limits(max_connections=1000, max_keepalive_connections=100),
+            "follow_redirects": True,
+        }
+
+    def _client(self) -> Any:
+        from openai import OpenAI
+
+        if self.mode in TRACED_MODES:
+            from tracer import TracedClient
+
+            http: httpx.Client = TracedClient()
+        else:
+            http = httpx.Client(**self._http_options())
+        return OpenAI(base_url=self.base_url, api_key="bench", http_client=http, max_retries=0)
+
+    def _async_client(self) -> Any:
+        from openai import AsyncOpenAI
+
+        if self.mode in TRACED_MODES:
+            from tracer import TracedAsyncClient
+
+            http: httpx.AsyncClient = TracedAsyncClient()
+        else:
+            http = httpx.AsyncClient(**self._http_options())
+        return AsyncOpenAI(base_url=self.base_url, api_key="bench", http_client=http, max_retries=0)
+
+    def flush(self) -> float:
+        """Wait until every finished trace is exported; returns the seconds it took."""
+        started = time.perf_counter()
+        self._mlflow.flush_trace_async_logging()
+        return time.perf_counter() - started
+
+    # --- single calls ----------------------------------------------------------------------
+
+    def chat(self) -> float:
+        """One non-streaming chat call; its wall time."""
+        started = time.perf_counter()
+        self.client.chat.completions.create(model=MODEL, messages=MESSAGES)
+        self.llm_calls += 1
+        return time.perf_counter() - started
+
+    def stream(self, headers: dict[str, str]) -> tuple[float, float, int, int]:
+        """Read one stream to its end: (time to first chunk, wall time, chunks, text bytes)."""
+        started = time.perf_counter()
+        first = 0.0
+        chunks = size = 0
+        with self.client.chat.completions.create(
+            model=MODEL, messages=MESSAGES, stream=True, extra_headers=headers
+        ) as stream:
+            for chunk in stream:
+                if chunks == 0:
+                    first = time.perf_counter() - started
+                chunks += 1
+                if chunk.choices:
+                    content = chunk.choices[0].delta.content
+                    if content:
+                        size += len(content.encode())
+        self.llm_calls += 1
+        return first, time.perf_counter() - started, chunks, size
+
+    def warm_up(self, sizes: Sizes) -> None:
+        """A few calls of each kind, then wait for their export: none of it is measured."""
+        headers = {"x-devserver-reply": reply_text(sizes.ttfc_chunks)}
+        for _ in range(max(1, sizes.warmup)):
+            self.chat()
+            self.stream(headers)
+        self.flush()
+
+    # --- workloads -------------------------------------------------------------------------
+
+    def non_streaming(self, calls: int) -> dict[str, Any]:
+        """Workloads 1 and 6: wall time per call, and CPU time per call once exported."""
+        gc.collect()
+        own0, all0 = cpu_seconds()
+        walls = [self.chat() for _ in range(calls)]
+        drain = self.flush()
+        own1, all1 = cpu_seconds()
+        return {
+            "wall_s": walls,
+            "cpu_s_per_call": (all1 - all0) / calls,
+            "cpu_in_process_s_per_call": (own1 - own0) / calls,
+            "drain_s": drain,
+        }
+
+    def streaming(self, calls: int, chunks: int) -> dict[str, Any]:
+        """Workload 2: wall time of a stream of ``chunks`` chunks, read to its end."""
+        headers = {"x-devserver-reply": reply_text(chunks)}
+        gc.collect()
+        own0, all0 = cpu_seconds()
+        results = [self.stream(headers) for _ in range(calls)]
+        drain = self.flush()
+        own1, all1 = cpu_seconds()
+        return {
+            "wall_s": [wall for _, wall, _, _ in results],
+            "chunks": results[-1][2],
+            "cpu_s_per_call": (all1 - all0) / calls,
+            "cpu_in_process_s_per_call": (own1 - own0) / calls,
+            "drain_s": drain,
+        }
+
+    def first_chunk(self, calls: int, chunks: int) -> dict[str, Any]:
+        """Workload 3: time from ``create()`` to the first chunk the caller gets."""
+        headers = {"x-devserver-reply": reply_text(chunks)}
+        gc.collect()
+        results = [self.stream(headers) for _ in range(calls)]
+        return {"ttfc_s": [first for first, _, _, _ in results], "drain_s": self.flush()}
+
+    def concurrent(self, streams: int, chunks: int) -> dict[str, Any]:
+        """Workload 4: ``streams`` async streams at once on one client (``asyncio.gather``)."""
+        return asyncio.run(self._concurrent(streams, chunks))
+
+    async def _concurrent(self, streams: int, chunks: int) -> dict[str, Any]:
+        client = self._async_client()
+        headers = {"x-devserver-reply": reply_text(chunks)}
+
+        async def one() -> int:
+            count = 0
+            stream = await client.chat.completions.create(
+                model=MODEL, messages=MESSAGES, stream=True, extra_headers=headers
+            )
+            async with stream:
+                async for _ in stream:
+                    count += 1
+            return count
+
+        try:
+            await asyncio.gather(*(one() for _ in range(5)))  # this loop's connections
+            self.flush()
+            gc.collect()
+            own0, all0 = cpu_seconds()
+            started = time.perf_counter()
+            outcomes = await asyncio.gather(
+                *(one() for _ in range(streams)), return_exceptions=True
+            )
+            window = time.perf_counter() - started
+            drain = self.flush()
+            own1, all1 = cpu_seconds()
+        finally:
+            await client.close()
+        self.llm_calls += 5 + streams
+        failures = [o for o in outcomes if isinstance(o, BaseException)]
+        return {
+            "streams": streams,
+            "window_s": window,
+            "throughput": (streams - len(failures)) / window,
+            "failed": len(failures),
+            "first_failure": repr(failures[0]) if failures else None,
+            "drain_s": drain,
+            "cpu_s": all1 - all0,
+            "cpu_in_process_s": own1 - own0,
+        }
+
+    def memory(self, chunks: int) -> dict[str, Any]:
+        """Workload 5: peak memory (``tracemalloc``) while one long stream is read.
+
+        ``read_peak_bytes`` covers the call and reading the stream to its end (the span ends on
+        its last event); ``total_peak_bytes`` also covers waiting for the trace's export.
+        """
+        headers = {"x-devserver-reply": reply_text(chunks)}
+        gc.collect()
+        tracemalloc.start()
+        try:
+            baseline = tracemalloc.get_traced_memory()[0]
+            tracemalloc.reset_peak()
+            _, wall, received, size = self.stream(headers)
+            read_peak = tracemalloc.get_traced_memory()[1] - baseline
+            self.flush()
+            total_peak = tracemalloc.get_traced_memory()[1] - baseline
+        finally:
+            tracemalloc.stop()
+        return {
+            "chunks": received,
+            "output_bytes": size,
+            "read_peak_bytes": read_peak,
+            "total_peak_bytes": total_peak,
+            "wall_s": wall,
+        }
+
+    def run_round(self, sizes: Sizes) -> dict[str, Any]:
+        """Every workload once, in a fixed order."""
+        result: dict[str, Any] = {
+            "non_streaming": self.non_streaming(sizes.calls),
+            "stream": self.streaming(sizes.stream_calls, sizes.stream_chunks),
+            "first_chunk": self.first_chunk(sizes.ttfc_calls, sizes.ttfc_chunks),
+            "concurrent": None,
+            "memory": self.memory(sizes.big_chunks),
+        }
+        if sizes.concurrency > 0:
+            result["concurrent"] = self.concurrent(sizes.concurrency, sizes.concurrent_chunks)
+        return result
+
+    def stats(self) -> dict[str, Any]:
+        """LLM calls made so far, and traces in the store (after waiting for export)."""
+        self.flush()
+        return {"llm_calls": self.llm_calls, "stored_traces": stored_traces()}
+
+
+def stored_traces() -> int | None:
+    """Traces in this mode's SQLite store, or ``None`` when that cannot be read."""
+    uri = os.environ.get("MLFLOW_TRACKING_URI", "")
+    path = uri.removeprefix("sqlite:///")
+    if path == uri or not os.path.exists(path):
+        return None
+    try:
+        with sqlite3.connect(path) as db:
+            row = db.execute("SELECT COUNT(*) FROM trace_info").fetchone()
+    except sqlite3.Error:
+        return None
+    return int(row[0])
+
+
+def _protocol_stream() -> TextIO:
+    """This process's original standard output, for replies; stray output goes to stderr."""
+    sys.stdout.flush()
+    replies = os.fdopen(os.dup(1), "w", buffering=1)
+    os.dup2(2, 1)
+    return replies
+
+
+def serve(mode: str, base_url: str, sizes: Sizes) -> int:
+    """Run ``mode``'s process: warm up, then answer ``round`` / ``stats`` / ``exit`` commands."""
+    replies = _protocol_stream()
+
+    def reply(payload: dict[str, Any]) -> None:
+        replies.write(json.dumps(payload) + "\n")
+
+    try:
+        started = time.perf_counter()
+        worker = Worker(mode, base_url)
+        worker.warm_up(sizes)
+        reply({"ready": True, "pid": os.getpid(), "startup_s": time.perf_counter() - started})
+    except Exception:
+        reply({"error": traceback.format_exc()})
+        return 1
+    for line in sys.stdin:
+        command = json.loads(line)
+        try:
+            if command["cmd"] == "round":
+                reply({"result": worker.run_round(Sizes(**command["sizes"]))})
+            elif command["cmd"] == "stats":
+                reply({"result": worker.stats()})
+            else:
+                worker.flush()
+                reply({"result": "bye"})
+                return 0
+        except Exception:
+            reply({"error": traceback.format_exc()})
+    return 0
+
+
+def sizes_dict(sizes: Sizes) -> dict[str, int]:
+    """``sizes`` as a JSON-ready dict."""
+    return asdict(sizes)
