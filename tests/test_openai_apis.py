@@ -7,11 +7,13 @@ from __future__ import annotations
 import json
 from typing import Any
 
+import anthropic
 import openai
 import pytest
 from conftest import only_llm_span, read_spans
 from sdk import API_KEY, WEATHER_TOOL, Chat
 
+import tracer.httpx2
 from tracer import TracedClient, TracerConfig
 from tracer.devserver import DevServer
 
@@ -337,3 +339,73 @@ def test_raw_httpx_stream_is_traced_like_the_sdk_call(server: DevServer, experim
     assert span.outputs["choices"][0]["message"]["content"] == "The capital of France is Paris."
     assert span.attributes["stream.chunk_count"] == len(events) - 1
     assert span.attributes["stream.completed"] is True
+
+
+# --- provider, cost, OpenTelemetry GenAI attributes, context propagation ------------------------
+
+
+def test_genai_semantic_convention_attributes(sdk: Chat, experiment: str) -> None:
+    response = sdk.create(temperature=0.2, max_tokens=50, n=1, stop="END", seed=7)
+    attrs = only_llm_span(experiment).attributes
+    assert attrs["gen_ai.operation.name"] == "chat"
+    assert attrs["gen_ai.request.model"] == "gpt-4o-mini"
+    assert attrs["gen_ai.request.temperature"] == 0.2
+    assert attrs["gen_ai.request.max_tokens"] == 50
+    assert attrs["gen_ai.request.stop_sequences"] == ["END"]
+    assert attrs["gen_ai.request.seed"] == 7
+    assert attrs["gen_ai.response.model"] == response.model
+    assert attrs["gen_ai.response.id"] == response.id
+    assert attrs["gen_ai.response.finish_reasons"] == ["stop"]
+    assert attrs["gen_ai.usage.input_tokens"] == response.usage.prompt_tokens
+    assert attrs["gen_ai.usage.output_tokens"] == response.usage.completion_tokens
+    assert attrs["gen_ai.provider.name"] == attrs["mlflow.llm.provider"] == "127.0.0.1"
+
+
+def test_provider_names(server: DevServer, experiment: str) -> None:
+    Chat("sync", f"{server.url}/serving-endpoints").create(model="databricks-llama-4-maverick")
+    Chat("sync", f"{server.url}/openai/v1").create()
+    with anthropic.Anthropic(
+        api_key="k", base_url=server.url, http_client=tracer.httpx2.TracedClient()
+    ) as client:
+        client.messages.create(
+            model="claude-sonnet-4-5", max_tokens=32, messages=[{"role": "user", "content": "hi"}]
+        )
+    providers = [s.attributes["mlflow.llm.provider"] for s in read_spans(experiment, "CHAT_MODEL")]
+    assert providers == ["databricks", "azure", "anthropic"]
+
+
+def test_priced_model_gets_a_cost_in_the_store(httpx_mock: Any, experiment: str) -> None:
+    body = {
+        "id": "chatcmpl-1",
+        "object": "chat.completion",
+        "created": 1,
+        "model": "gpt-4o-mini",
+        "choices": [
+            {
+                "index": 0,
+                "message": {"role": "assistant", "content": "Paris"},
+                "finish_reason": "stop",
+            }
+        ],
+        "usage": {"prompt_tokens": 1000, "completion_tokens": 500, "total_tokens": 1500},
+    }
+    httpx_mock.add_response(url="https://api.openai.com/v1/chat/completions", json=body)
+    client = openai.OpenAI(api_key="sk-x", http_client=TracedClient(), max_retries=0)
+    client.chat.completions.create(model="gpt-4o-mini", messages=[{"role": "user", "content": "?"}])
+    span = only_llm_span(experiment)
+    assert span.attributes["mlflow.llm.provider"] == "openai"
+    cost = span.attributes["mlflow.llm.cost"]
+    assert cost["input_cost"] > 0 and cost["output_cost"] > 0
+    assert cost["total_cost"] == pytest.approx(cost["input_cost"] + cost["output_cost"])
+
+
+def test_trace_context_propagation(server: DevServer, experiment: str) -> None:
+    Chat("sync", server.base_url).create()
+    assert "traceparent" not in server.requests[-1].headers  # off by default
+    Chat("sync", server.base_url, TracerConfig(propagate_context=True)).create()
+    header = server.requests[-1].headers["traceparent"]
+    _, second = read_spans(experiment, "CHAT_MODEL")
+    version, trace_id, span_id, flags = header.split("-")
+    assert version == "00" and int(flags, 16) & 1  # sampled
+    assert second.trace_id == f"tr-{trace_id}"
+    assert second.span_id == span_id

@@ -114,6 +114,13 @@ class TracerConfig(BaseModel):
         "expression searched in the URL path mapped to the API it speaks: chat, completions, "
         "embeddings, responses or anthropic.messages. Checked before the built-in routes.",
     )
+    propagate_context: bool = Field(
+        default_factory=lambda: _from_env("PROPAGATE_CONTEXT", False, bool),
+        description="TRACER_PROPAGATE_CONTEXT: add a W3C `traceparent` header carrying the LLM "
+        "span's trace and span ids to each traced request, so an instrumented server (an MLflow "
+        "AI Gateway, a vLLM or in-house gateway with OpenTelemetry) joins the caller's trace. Off "
+        "by default because it changes the request the server receives.",
+    )
     export: ExportMode = Field(
         default_factory=lambda: _from_env("EXPORT", "process", ExportMode),
         description="TRACER_EXPORT: where traces are written to MLflow's store. `process` "

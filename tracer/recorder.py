@@ -14,7 +14,7 @@ import time
 from collections.abc import Callable
 from typing import Any, Protocol
 
-from tracer import redact, routes, spans
+from tracer import redact, routes, semconv, spans
 from tracer.apis.base import StreamAccumulator
 from tracer.config import TracerConfig
 from tracer.failsafe import internal_error, warn_once
@@ -61,7 +61,7 @@ class ContentDecoder(Protocol):
 class RequestInfo:
     """What the recorder needs of a request, free of any HTTP library's types."""
 
-    __slots__ = ("body", "headers", "host", "method", "port", "url")
+    __slots__ = ("body", "headers", "host", "method", "path", "port", "url")
 
     def __init__(
         self,
@@ -71,7 +71,9 @@ class RequestInfo:
         port: int | None,
         headers: Headers,
         body: bytes | None,
+        path: str = "",
     ) -> None:
+        self.path = path
         self.method = method
         self.url = url
         self.host = host
@@ -140,6 +142,12 @@ class Recorder:
             inputs, "inputs", len(request.body or b"") >= redact.MEDIA_MIN_CHARS
         )
         attributes["tracer.api"] = api.name
+        provider = semconv.provider(
+            api, request.host, request.path, route.deployment, route.endpoint
+        )
+        attributes.update(
+            semconv.request_attributes(api, provider, self.request_model, request_body)
+        )
         if api.message_format:
             attributes["mlflow.message.format"] = api.message_format
         if route.deployment:
@@ -402,6 +410,7 @@ class Recorder:
         )
         attrs = self._response_attrs
         attrs.update(summary.attributes)
+        attrs.update(semconv.response_attributes(summary))
         model = summary.model or self.request_model
         if model:
             attrs["mlflow.llm.model"] = model

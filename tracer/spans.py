@@ -21,7 +21,7 @@ from mlflow.tracking._tracking_service.utils import is_tracking_uri_set
 from tracer import export
 from tracer.failsafe import warn_once
 
-__all__ = ["active_parent", "finish", "ready", "start"]
+__all__ = ["active_parent", "finish", "ready", "start", "traceparent"]
 
 #: MLflow's loggers that report a failed export or span once per trace.
 _MLFLOW_LOGGERS = (
@@ -154,3 +154,10 @@ def finish(
         )
         status = SpanStatus(SpanStatusCode.ERROR, message)
     span.end(outputs=outputs, attributes=attributes, status=status)
+
+
+def traceparent(span: LiveSpan) -> dict[str, str]:
+    """The W3C ``traceparent`` header naming ``span`` as the parent of the server's work."""
+    from mlflow.tracing.distributed import _get_tracing_headers_from_span
+
+    return _get_tracing_headers_from_span(span)

@@ -19,7 +19,7 @@ from typing import Any
 import httpx
 from httpx._decoders import SUPPORTED_DECODERS, MultiDecoder
 
-from tracer import routes
+from tracer import routes, spans
 from tracer.config import TracerConfig
 from tracer.failsafe import internal_error
 from tracer.recorder import ContentDecoder, Recorder, RequestInfo
@@ -79,11 +79,19 @@ def _begin(request: Any, config: TracerConfig, library: Library) -> Recorder | N
             body: bytes | None = request.content
         except library.request_not_read:
             body = None
-        info = RequestInfo(request.method, str(url), url.host, url.port, request.headers, body)
+        info = RequestInfo(
+            request.method, str(url), url.host, url.port, request.headers, body, url.path
+        )
     except Exception as exc:
         internal_error("routing a request", exc, strict=config.strict)
         return None
-    return Recorder.begin(route, info, config)
+    recorder = Recorder.begin(route, info, config)
+    if recorder is not None and config.propagate_context:
+        try:
+            request.headers.update(spans.traceparent(recorder.span))
+        except Exception as exc:
+            internal_error("propagating the trace context", exc, strict=config.strict)
+    return recorder
 
 
 def _observe(response: Any, recorder: Recorder, stream_class: type, library: Library) -> Any:

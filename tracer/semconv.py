@@ -1,0 +1,86 @@
+"""OpenTelemetry GenAI semantic-convention attributes and the provider name.
+
+Recorded alongside MLflow's own attributes so the same spans read well in any OpenTelemetry
+backend (https://opentelemetry.io/docs/specs/semconv/gen-ai/gen-ai-spans/), and so MLflow
+can price the call (``mlflow.llm.provider`` with ``mlflow.llm.model`` and the token usage).
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from tracer.apis.base import ApiSpec, ResponseSummary
+
+__all__ = ["provider", "request_attributes", "response_attributes"]
+
+#: Request parameters and their GenAI attribute (``gen_ai.request.<name>``).
+_REQUEST_PARAMETERS = {
+    "temperature": "temperature",
+    "top_p": "top_p",
+    "top_k": "top_k",
+    "max_tokens": "max_tokens",
+    "max_completion_tokens": "max_tokens",
+    "max_output_tokens": "max_tokens",
+    "frequency_penalty": "frequency_penalty",
+    "presence_penalty": "presence_penalty",
+    "seed": "seed",
+    "n": "choice.count",
+    "stop": "stop_sequences",
+    "stop_sequences": "stop_sequences",
+    "encoding_format": "encoding_formats",
+}
+
+_AZURE_HOSTS = (".openai.azure.com", ".cognitiveservices.azure.com", ".services.ai.azure.com")
+
+
+def provider(
+    api: ApiSpec, host: str, path: str, deployment: str | None, endpoint: str | None
+) -> str:
+    """The provider, as MLflow's cost tables name it: ``openai``, ``azure``, ``databricks``,
+    ``anthropic``; for any other OpenAI-compatible server, its host."""
+    host = host.lower()
+    if api.name == "anthropic.messages" or host.endswith("anthropic.com"):
+        return "anthropic"
+    if deployment or host.endswith(_AZURE_HOSTS) or path.startswith("/openai/"):
+        return "azure"
+    if endpoint or "/serving-endpoints/" in path or "databricks" in host:
+        return "databricks"
+    if host == "api.openai.com" or host.endswith(".openai.com"):
+        return "openai"
+    return host
+
+
+def request_attributes(
+    api: ApiSpec, provider_name: str, model: str | None, body: dict[str, Any]
+) -> dict[str, Any]:
+    """``gen_ai.*`` attributes known when the request is sent."""
+    attributes: dict[str, Any] = {
+        "gen_ai.operation.name": api.operation,
+        "gen_ai.provider.name": provider_name,
+        "mlflow.llm.provider": provider_name,
+    }
+    if model:
+        attributes["gen_ai.request.model"] = model
+    for key, name in _REQUEST_PARAMETERS.items():
+        value = body.get(key)
+        if value is None:
+            continue
+        if name in ("stop_sequences", "encoding_formats") and not isinstance(value, list):
+            value = [value]
+        attributes[f"gen_ai.request.{name}"] = value
+    return attributes
+
+
+def response_attributes(summary: ResponseSummary) -> dict[str, Any]:
+    """``gen_ai.*`` attributes of the response."""
+    attributes: dict[str, Any] = {}
+    if summary.model:
+        attributes["gen_ai.response.model"] = summary.model
+    if summary.response_id:
+        attributes["gen_ai.response.id"] = summary.response_id
+    if summary.finish_reasons:
+        attributes["gen_ai.response.finish_reasons"] = summary.finish_reasons
+    if summary.usage:
+        attributes["gen_ai.usage.input_tokens"] = summary.usage.get("input_tokens", 0)
+        attributes["gen_ai.usage.output_tokens"] = summary.usage.get("output_tokens", 0)
+    return attributes
