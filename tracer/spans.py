@@ -7,10 +7,14 @@ the right trace, and the span never becomes the caller's "current" span.
 
 from __future__ import annotations
 
+import contextlib
 import importlib.util
+import json
 import logging
 import os
 import threading
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass, field
 from typing import Any
 
 import mlflow
@@ -21,7 +25,15 @@ from mlflow.tracking._tracking_service.utils import is_tracking_uri_set
 from tracer import export
 from tracer.failsafe import warn_once
 
-__all__ = ["active_parent", "finish", "ready", "start", "traceparent"]
+__all__ = [
+    "SpanRecord",
+    "active_parent",
+    "finish",
+    "listening",
+    "ready",
+    "start",
+    "traceparent",
+]
 
 #: MLflow's loggers that report a failed export or span once per trace.
 _MLFLOW_LOGGERS = (
@@ -79,7 +91,8 @@ def ready() -> bool:
     fail on every span; say once what to set instead, and leave calls untraced.
     """
     if (
-        _LOCAL_STORE_AVAILABLE
+        not _to_mlflow
+        or _LOCAL_STORE_AVAILABLE
         or is_tracking_uri_set()
         or "DATABRICKS_RUNTIME_VERSION" in os.environ
     ):
@@ -92,6 +105,66 @@ def ready() -> bool:
         "DATABRICKS_HOST and DATABRICKS_TOKEN), or call mlflow.set_tracking_uri(...).",
     )
     return False
+
+
+@dataclass
+class SpanRecord:
+    """A finished LLM span as the tracer recorded it, handed to in-memory listeners (the
+    ``llm_spans`` pytest fixture)."""
+
+    name: str
+    span_type: str
+    inputs: Any
+    outputs: Any
+    attributes: dict[str, Any] = field(default_factory=dict)
+    status: str = "OK"
+    error: str | None = None
+
+    @property
+    def api(self) -> str | None:
+        """``chat.completions``, ``completions``, ``embeddings``, ``responses``, ..."""
+        return self.attributes.get("tracer.api")
+
+    @property
+    def model(self) -> str | None:
+        """The model the response names, else the request's."""
+        return self.attributes.get("mlflow.llm.model")
+
+    @property
+    def usage(self) -> dict[str, int] | None:
+        """The token usage (``input_tokens``, ``output_tokens``, ``total_tokens``, ...)."""
+        return self.attributes.get("mlflow.chat.tokenUsage")
+
+    def text(self) -> str:
+        """Inputs and outputs as one JSON text, for looking up content."""
+        return json.dumps([self.inputs, self.outputs], ensure_ascii=False, default=str)
+
+
+class _LocalSpan:
+    """Stands in for an MLflow span while spans are recorded in memory only."""
+
+    def __init__(self, name: str, span_type: str, inputs: Any, attributes: dict[str, Any]):
+        self.name, self.span_type, self.inputs = name, span_type, inputs
+        self.attributes = dict(attributes)
+
+
+_listeners: list[Callable[[SpanRecord], None]] = []
+_to_mlflow = True
+
+
+@contextlib.contextmanager
+def listening(callback: Callable[[SpanRecord], None], *, mlflow: bool = True) -> Iterator[None]:
+    """Hand every span the tracer finishes to ``callback`` while the block runs; with
+    ``mlflow=False`` nothing goes to MLflow (no store or network needed)."""
+    global _to_mlflow
+    previous = _to_mlflow
+    _listeners.append(callback)
+    _to_mlflow = mlflow and previous
+    try:
+        yield
+    finally:
+        _listeners.remove(callback)
+        _to_mlflow = previous
 
 
 def active_parent() -> LiveSpan | None:
@@ -108,6 +181,8 @@ def start(
     export_mode: str = "process",
 ) -> LiveSpan:
     """Start an LLM span (a new trace when ``parent`` is ``None``)."""
+    if not _to_mlflow:
+        return _LocalSpan(name, span_type, inputs, attributes)  # type: ignore[return-value]
     span = mlflow.start_span_no_context(
         name=name,
         span_type=span_type,
@@ -133,6 +208,10 @@ def finish(
     ``exception`` (a transport error) or ``error`` (``(type, message)`` of an API error) make
     the status ``ERROR`` with an ``exception`` event carrying the message.
     """
+    if _listeners:
+        _tell_listeners(span, outputs, attributes, tools, exception, error)
+    if isinstance(span, _LocalSpan):
+        return
     if tools:
         try:
             set_span_chat_tools(span, tools)
@@ -158,6 +237,36 @@ def finish(
 
 def traceparent(span: LiveSpan) -> dict[str, str]:
     """The W3C ``traceparent`` header naming ``span`` as the parent of the server's work."""
+    if isinstance(span, _LocalSpan):
+        return {}
     from mlflow.tracing.distributed import _get_tracing_headers_from_span
 
     return _get_tracing_headers_from_span(span)
+
+
+def _tell_listeners(
+    span: Any,
+    outputs: Any,
+    attributes: dict[str, Any],
+    tools: list[Any] | None,
+    exception: BaseException | None,
+    error: tuple[str, str] | None,
+) -> None:
+    message = f"{type(exception).__name__}: {exception}" if exception is not None else None
+    if error is not None:
+        message = error[1]
+    record = SpanRecord(
+        name=span.name,
+        span_type=span.span_type,
+        inputs=span.inputs,
+        outputs=outputs,
+        attributes={
+            **span.attributes,
+            **attributes,
+            **({"mlflow.chat.tools": tools} if tools else {}),
+        },
+        status="OK" if message is None else "ERROR",
+        error=message,
+    )
+    for listener in list(_listeners):
+        listener(record)
