@@ -9,11 +9,14 @@ import threading
 from typing import Any
 
 import mlflow
+import pytest
 from conftest import read_traces
 from openai import AsyncOpenAI, OpenAI
 
-from tracer import TracedAsyncClient, TracedClient
+from tracer import TracedAsyncClient, TracedClient, spans
 from tracer.devserver import DevServer
+from tracer.export import DiscardingExporter
+from tracer.spans import SpanRecord
 
 STREAMS = 1000
 THREADS = 32
@@ -61,12 +64,26 @@ def test_a_thousand_concurrent_async_streams(server: DevServer, experiment: str)
         assert by_id[by_id[span.parent_id].parent_id].name == "fan_out"
 
 
-def test_thirty_two_threads_on_one_client(server: DevServer, experiment: str) -> None:
+def test_thirty_two_threads_on_one_client(
+    server: DevServer, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # Read from the tracer itself (spans.listening) and write nothing: with MLflow's synchronous
+    # export, which this suite uses, 32 threads writing one SQLite store at once wait on its
+    # lock for many seconds. (The production path writes from one export process.)
+    from mlflow.tracing.provider import _get_span_processor
+
+    mlflow.trace(lambda: None)()  # make sure MLflow's tracer provider is set up
+    monkeypatch.setattr(_get_span_processor(), "span_exporter", DiscardingExporter())
+    records: list[SpanRecord] = []
     client = OpenAI(api_key="k", base_url=server.base_url, http_client=TracedClient())
     errors: list[BaseException] = []
+    roots: dict[int, tuple[str, str]] = {}
 
     @mlflow.trace(name="worker")
     def worker(t: int) -> None:
+        root = mlflow.get_current_active_span()
+        assert root is not None
+        roots[t] = (root.trace_id, root.span_id)
         for c in range(CALLS_PER_THREAD):
             tag = f"{t}-{c}"
             kwargs: dict[str, Any] = {
@@ -87,21 +104,17 @@ def test_thirty_two_threads_on_one_client(server: DevServer, experiment: str) ->
         except BaseException as exc:
             errors.append(exc)
 
-    threads = [threading.Thread(target=run, args=(t,)) for t in range(THREADS)]
-    for thread in threads:
-        thread.start()
-    for thread in threads:
-        thread.join()
+    with spans.listening(records.append):
+        threads = [threading.Thread(target=run, args=(t,)) for t in range(THREADS)]
+        for thread in threads:
+            thread.start()
+        for thread in threads:
+            thread.join()
     assert errors == []
-    traces = read_traces(experiment)
-    assert len(traces) == THREADS  # one trace per thread's @mlflow.trace
-    for trace in traces:
-        root = next(s for s in trace.data.spans if s.name == "worker")
-        t = root.inputs["t"]
-        llm = [s for s in trace.data.spans if s.span_type == "CHAT_MODEL"]
-        assert len(llm) == CALLS_PER_THREAD
-        for span in llm:
-            assert span.parent_id == root.span_id
-            tag = span.inputs["messages"][0]["content"].removeprefix("q ")
-            assert tag.split("-")[0] == str(t)
-            assert span.outputs["choices"][0]["message"]["content"] == f"a {tag}"
+    assert len(records) == THREADS * CALLS_PER_THREAD  # none lost
+    assert len(roots) == THREADS
+    for record in records:
+        tag = record.inputs["messages"][0]["content"].removeprefix("q ")
+        t = int(tag.split("-")[0])
+        assert record.outputs["choices"][0]["message"]["content"] == f"a {tag}"
+        assert (record.trace_id, record.parent_id) == roots[t]  # its own thread's span

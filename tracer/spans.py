@@ -119,6 +119,9 @@ class SpanRecord:
     attributes: dict[str, Any] = field(default_factory=dict)
     status: str = "OK"
     error: str | None = None
+    trace_id: str | None = None
+    span_id: str | None = None
+    parent_id: str | None = None
 
     @property
     def api(self) -> str | None:
@@ -267,6 +270,9 @@ def _tell_listeners(
         },
         status="OK" if message is None else "ERROR",
         error=message,
+        trace_id=getattr(span, "trace_id", None),
+        span_id=getattr(span, "span_id", None),
+        parent_id=getattr(span, "parent_id", None),
     )
     for listener in list(_listeners):
         listener(record)
