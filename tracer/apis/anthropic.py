@@ -13,8 +13,8 @@ from typing import Any
 
 from tracer.apis.base import (
     ApiSpec,
-    Problems,
     ResponseSummary,
+    StreamBase,
     error_message,
     int_or_none,
     parse_event,
@@ -123,28 +123,16 @@ _DELTA_FIELDS = {
 }
 
 
-class MessagesStream:
+class MessagesStream(StreamBase):
     """Accumulates Anthropic stream events into the final ``Message``."""
 
-    __slots__ = ("_blocks", "_error", "_message", "_parts", "_problems", "completed")
+    __slots__ = ("_blocks", "_message", "_parts")
 
     def __init__(self) -> None:
-        self.completed = False
+        super().__init__()
         self._message: dict[str, Any] | None = None
         self._blocks: dict[int, dict[str, Any]] = {}
         self._parts: dict[tuple[int, str], list[str]] = {}
-        self._error: dict[str, Any] | None = None
-        self._problems = Problems()
-
-    @property
-    def problems(self) -> list[str]:
-        """What could not be parsed, in words."""
-        return self._problems.items
-
-    @property
-    def ended(self) -> bool:
-        """The stream is over: its terminal event or an error event arrived."""
-        return self.completed or self._error is not None
 
     def add(self, event: str, data: str) -> None:
         """Take one stream event."""

@@ -13,6 +13,7 @@ __all__ = [
     "Problems",
     "ResponseSummary",
     "StreamAccumulator",
+    "StreamBase",
     "error_message",
     "int_or_none",
     "parse_event",
@@ -94,6 +95,43 @@ class ApiSpec:
         raise NotImplementedError
 
 
+class Problems:
+    """A short, bounded list of parse problems for ``tracer.problems``."""
+
+    __slots__ = ("items",)
+    LIMIT = 10
+
+    def __init__(self) -> None:
+        self.items: list[str] = []
+
+    def add(self, text: str) -> None:
+        """Record one problem (beyond the limit, problems are counted, not kept)."""
+        if len(self.items) < self.LIMIT:
+            self.items.append(text)
+
+
+class StreamBase:
+    """What every stream accumulator shares: the terminal flag, the error event and the
+    parse problems."""
+
+    __slots__ = ("_error", "_problems", "completed")
+
+    def __init__(self) -> None:
+        self.completed = False
+        self._error: Any = None
+        self._problems = Problems()
+
+    @property
+    def problems(self) -> list[str]:
+        """What could not be parsed, in words."""
+        return self._problems.items
+
+    @property
+    def ended(self) -> bool:
+        """The stream is over: its terminal event or an error event arrived."""
+        return self.completed or self._error is not None
+
+
 def error_message(body: Any) -> str | None:
     """The message of an error body: OpenAI's ``{"error": {"message": ...}}``, Anthropic's
     ``{"type": "error", "error": {...}}``, or a bare ``{"message": ...}``."""
@@ -121,21 +159,6 @@ def int_or_none(value: Any) -> int | None:
 def str_or_none(value: Any) -> str | None:
     """``value`` if it is a non-empty string, else ``None``."""
     return value if isinstance(value, str) and value else None
-
-
-class Problems:
-    """A short, bounded list of parse problems for ``tracer.problems``."""
-
-    __slots__ = ("items",)
-    LIMIT = 10
-
-    def __init__(self) -> None:
-        self.items: list[str] = []
-
-    def add(self, text: str) -> None:
-        """Record one problem (beyond the limit, problems are counted, not kept)."""
-        if len(self.items) < self.LIMIT:
-            self.items.append(text)
 
 
 def parse_event(data: str, problems: Problems) -> dict[str, Any] | None:

@@ -11,7 +11,7 @@ from __future__ import annotations
 import json
 from typing import Any
 
-from tracer.apis.base import ApiSpec, Problems, ResponseSummary, error_message, parse_event
+from tracer.apis.base import ApiSpec, ResponseSummary, StreamBase, error_message, parse_event
 
 __all__ = ["CHAT", "ChatCompletions", "ChatStream", "openai_usage"]
 
@@ -200,28 +200,16 @@ class _Choice:
         return message
 
 
-class ChatStream:
+class ChatStream(StreamBase):
     """Accumulates ``chat.completion.chunk`` events into one ``chat.completion`` object."""
 
-    __slots__ = ("_choices", "_error", "_header", "_problems", "_usage", "completed")
+    __slots__ = ("_choices", "_header", "_usage")
 
     def __init__(self) -> None:
-        self.completed = False
+        super().__init__()
         self._header: dict[str, Any] = {}
         self._choices: dict[int, _Choice] = {}
         self._usage: Any = None
-        self._error: Any = None
-        self._problems = Problems()
-
-    @property
-    def problems(self) -> list[str]:
-        """What could not be parsed, in words."""
-        return self._problems.items
-
-    @property
-    def ended(self) -> bool:
-        """The stream is over: its terminal event or an error event arrived."""
-        return self.completed or self._error is not None
 
     def add(self, event: str, data: str) -> None:
         """Take one SSE event of the stream."""

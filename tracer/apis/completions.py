@@ -9,8 +9,8 @@ from __future__ import annotations
 
 from typing import Any
 
-from tracer.apis.base import ApiSpec, Problems, ResponseSummary, error_message, parse_event
-from tracer.apis.chat import openai_usage
+from tracer.apis.base import StreamBase, parse_event
+from tracer.apis.chat import ChatCompletions
 
 __all__ = ["COMPLETIONS", "CompletionStream", "Completions"]
 
@@ -18,48 +18,15 @@ _HEADER_KEYS = ("id", "created", "model", "system_fingerprint")
 _LOGPROB_LISTS = ("tokens", "token_logprobs", "top_logprobs", "text_offset")
 
 
-def summarize_openai(response: Any) -> ResponseSummary:
-    """Model, usage, finish reasons, id and error of an OpenAI completion-like object."""
-    if not isinstance(response, dict):
-        return ResponseSummary()
-    model, rid = response.get("model"), response.get("id")
-    choices = response.get("choices")
-    return ResponseSummary(
-        model=model if isinstance(model, str) and model else None,
-        usage=openai_usage(response.get("usage")),
-        finish_reasons=[
-            c["finish_reason"]
-            for c in (choices if isinstance(choices, list) else ())
-            if isinstance(c, dict) and isinstance(c.get("finish_reason"), str)
-        ],
-        response_id=rid if isinstance(rid, str) else None,
-        error=error_message(response) if "error" in response else None,
-    )
-
-
-class Completions(ApiSpec):
-    """OpenAI legacy text completions."""
+class Completions(ChatCompletions):
+    """OpenAI legacy text completions: read like chat completions (choices with finish
+    reasons, OpenAI usage), with their own stream."""
 
     name = "completions"
     operation = "text_completion"
     span_type = "LLM"
     message_format = "openai"
     content_keys = ("prompt", "suffix")
-
-    def summarize(self, response: Any) -> ResponseSummary:
-        """Model, usage, finish reasons, id and error of a ``text_completion``."""
-        return summarize_openai(response)
-
-    def strip_content(self, response: dict[str, Any]) -> dict[str, Any]:
-        """Each choice reduced to its index and finish reason."""
-        stripped = {k: v for k, v in response.items() if k != "choices"}
-        if isinstance(response.get("choices"), list):
-            stripped["choices"] = [
-                {k: c.get(k) for k in ("index", "finish_reason")}
-                for c in response["choices"]
-                if isinstance(c, dict)
-            ]
-        return stripped
 
     def new_stream(self) -> CompletionStream:
         """A fresh accumulator for one streamed completion."""
@@ -69,28 +36,16 @@ class Completions(ApiSpec):
 COMPLETIONS = Completions()
 
 
-class CompletionStream:
+class CompletionStream(StreamBase):
     """Accumulates ``text_completion`` chunks into one ``text_completion`` object."""
 
-    __slots__ = ("_choices", "_error", "_header", "_problems", "_usage", "completed")
+    __slots__ = ("_choices", "_header", "_usage")
 
     def __init__(self) -> None:
-        self.completed = False
+        super().__init__()
         self._header: dict[str, Any] = {}
         self._choices: dict[int, dict[str, Any]] = {}
         self._usage: Any = None
-        self._error: Any = None
-        self._problems = Problems()
-
-    @property
-    def problems(self) -> list[str]:
-        """What could not be parsed, in words."""
-        return self._problems.items
-
-    @property
-    def ended(self) -> bool:
-        """The stream is over: its terminal event or an error event arrived."""
-        return self.completed or self._error is not None
 
     def add(self, event: str, data: str) -> None:
         """Take one SSE event of the stream."""

@@ -12,8 +12,8 @@ from typing import Any
 
 from tracer.apis.base import (
     ApiSpec,
-    Problems,
     ResponseSummary,
+    StreamBase,
     error_message,
     int_or_none,
     parse_event,
@@ -112,39 +112,18 @@ class Responses(ApiSpec):
 RESPONSES = Responses()
 
 
-class ResponsesStream:
+class ResponsesStream(StreamBase):
     """Accumulates Responses API stream events into the final ``response`` object."""
 
-    __slots__ = (
-        "_args",
-        "_error",
-        "_final",
-        "_items",
-        "_problems",
-        "_response",
-        "_texts",
-        "completed",
-    )
+    __slots__ = ("_args", "_final", "_items", "_response", "_texts")
 
     def __init__(self) -> None:
-        self.completed = False
+        super().__init__()
         self._response: dict[str, Any] | None = None  # from response.created / in_progress
         self._final: dict[str, Any] | None = None  # from a terminal event
         self._items: dict[int, dict[str, Any]] = {}
         self._texts: dict[tuple[int, int], list[str]] = {}
         self._args: dict[int, list[str]] = {}
-        self._error: dict[str, Any] | None = None
-        self._problems = Problems()
-
-    @property
-    def problems(self) -> list[str]:
-        """What could not be parsed, in words."""
-        return self._problems.items
-
-    @property
-    def ended(self) -> bool:
-        """The stream is over: its terminal event or an error event arrived."""
-        return self.completed or self._error is not None
 
     def add(self, event: str, data: str) -> None:
         """Take one typed event of the stream."""
