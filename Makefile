@@ -15,8 +15,8 @@ $(STAMP): pyproject.toml
 install: $(STAMP)
 
 lint: $(STAMP)
-	$(BIN)/ruff check tracer tests examples
-	$(BIN)/ruff format --check tracer tests examples
+	$(BIN)/ruff check tracer tests examples bench
+	$(BIN)/ruff format --check tracer tests examples bench
 
 test: $(STAMP) lint
 	$(BIN)/python -m pytest -q

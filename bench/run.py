@@ -31,6 +31,7 @@ import sys
 import tempfile
 import threading
 import time
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -44,19 +45,25 @@ from bench.workloads import EXTRA_MODES, MODES, Sizes, mode_env, serve, sizes_di
 #: Seconds a mode process may take to answer one command before the run is abandoned.
 REPLY_TIMEOUT_S = 1800.0
 
-FULL = {"rounds": 5, "concurrent_rounds": 1, "sizes": Sizes()}
-QUICK = {
-    "rounds": 1,
-    "concurrent_rounds": 1,
-    "sizes": Sizes(
-        calls=5,
-        stream_calls=3,
-        ttfc_calls=5,
-        concurrency=50,
-        big_chunks=1000,
-        warmup=1,
-    ),
-}
+
+@dataclass(frozen=True)
+class Profile:
+    """The defaults of a run: how many rounds, and in how many of them the heavy workloads run
+    (the first ones: their figures vary little, and each costs a minute or more)."""
+
+    rounds: int
+    concurrent_rounds: int
+    memory_rounds: int
+    sizes: Sizes
+
+
+FULL = Profile(rounds=5, concurrent_rounds=2, memory_rounds=1, sizes=Sizes())
+QUICK = Profile(
+    rounds=1,
+    concurrent_rounds=1,
+    memory_rounds=1,
+    sizes=Sizes(calls=5, stream_calls=3, ttfc_calls=5, concurrency=50, big_chunks=1000, warmup=1),
+)
 
 
 class BenchError(RuntimeError):
@@ -138,7 +145,7 @@ def _template_store(store_root: Path) -> Path:
     for name in ("mlflow", "alembic"):
         logging.getLogger(name).setLevel(logging.ERROR)
     path = store_root / "template.db"
-    SqlAlchemyStore(f"sqlite:///{path}", str(store_root / "mlruns"))
+    SqlAlchemyStore(f"sqlite:///{path}", str(store_root / "mlruns"))  # type: ignore[no-untyped-call]
     return path
 
 
@@ -168,12 +175,14 @@ def run(args: argparse.Namespace) -> int:
         for field in dataclasses.fields(Sizes)
         if getattr(args, field.name, None) is not None
     }
-    sizes: Sizes = dataclasses.replace(profile["sizes"], **overrides)  # type: ignore[arg-type]
-    rounds: int = args.rounds or profile["rounds"]  # type: ignore[assignment]
-    concurrent_rounds = (
-        args.concurrent_rounds
-        if args.concurrent_rounds is not None
-        else profile["concurrent_rounds"]
+    sizes = dataclasses.replace(profile.sizes, **overrides)
+    rounds = args.rounds or profile.rounds
+    concurrent_rounds = min(
+        rounds,
+        profile.concurrent_rounds if args.concurrent_rounds is None else args.concurrent_rounds,
+    )
+    memory_rounds = min(
+        rounds, profile.memory_rounds if args.memory_rounds is None else args.memory_rounds
     )
     modes = [m.strip() for m in args.modes.split(",") if m.strip()]
     unknown = [m for m in modes if m not in MODES + EXTRA_MODES]
@@ -188,7 +197,7 @@ def run(args: argparse.Namespace) -> int:
         _progress(line)
     _progress(
         f"{rounds} round(s) x modes {', '.join(modes)}; sizes: {sizes_dict(sizes)}; "
-        f"concurrent streams in {min(concurrent_rounds, rounds)} round(s)"
+        f"concurrent streams in {concurrent_rounds} round(s), the memory stream in {memory_rounds}"
     )
 
     started = time.perf_counter()
@@ -214,7 +223,9 @@ def run(args: argparse.Namespace) -> int:
                 order = modes[shift:] + modes[:shift]
                 this_round = sizes
                 if index >= concurrent_rounds:
-                    this_round = dataclasses.replace(sizes, concurrency=0)
+                    this_round = dataclasses.replace(this_round, concurrency=0)
+                if index >= memory_rounds:
+                    this_round = dataclasses.replace(this_round, big_chunks=0)
                 _progress(f"round {index + 1}/{rounds}: {' -> '.join(order)}")
                 schedule.append({"round": index + 1, "order": order})
                 for mode in order:
@@ -242,7 +253,8 @@ def run(args: argparse.Namespace) -> int:
     config = {
         **sizes_dict(sizes),
         "rounds": rounds,
-        "concurrent_rounds": min(concurrent_rounds, rounds),
+        "concurrent_rounds": concurrent_rounds,
+        "memory_rounds": memory_rounds,
         "modes": modes,
         "quick": args.quick,
     }
@@ -254,8 +266,8 @@ def run(args: argparse.Namespace) -> int:
     print(
         f"{rounds} round(s); {sizes.calls} calls, {sizes.stream_calls} streams of "
         f"{sizes.stream_chunks} chunks, {sizes.ttfc_calls} first-chunk streams, "
-        f"{sizes.concurrency} concurrent streams ({config['concurrent_rounds']} round(s)), "
-        f"one {sizes.big_chunks}-chunk stream per mode and round; {elapsed:.0f} s in all"
+        f"{sizes.concurrency} concurrent streams ({concurrent_rounds} round(s)), a "
+        f"{sizes.big_chunks}-chunk stream ({memory_rounds} round(s)); {elapsed:.0f} s in all"
     )
     print()
     print("\n".join(lines))
@@ -286,12 +298,21 @@ def run(args: argparse.Namespace) -> int:
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     """The command line; every size defaults to the full (or, with ``--quick``, tiny) run."""
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--quick", action="store_true", help="tiny sizes (CI): a few seconds")
+    parser.add_argument(
+        "--quick",
+        action="store_true",
+        help="tiny sizes (CI): about 40 s, most of it starting MLflow",
+    )
     parser.add_argument("--rounds", type=int, help="rounds (default 5; quick 1)")
     parser.add_argument(
         "--concurrent-rounds",
         type=int,
-        help="in how many of the rounds (the first ones) the concurrent streams run (default 1)",
+        help="in how many rounds (the first ones) the concurrent streams run (default 2; quick 1)",
+    )
+    parser.add_argument(
+        "--memory-rounds",
+        type=int,
+        help="in how many rounds (the first ones) the memory stream is read (default 1)",
     )
     parser.add_argument("--calls", type=int, help="non-streaming calls per round (40)")
     parser.add_argument("--stream-calls", type=int, help="long streams per round (20)")

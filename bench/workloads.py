@@ -24,6 +24,7 @@ import sys
 import time
 import traceback
 import tracemalloc
+from collections.abc import Callable
 from dataclasses import asdict, dataclass
 from typing import Any, TextIO
 
@@ -34,6 +35,7 @@ MODES = ("bare", "traced", "traced-noexport", "autolog")
 EXTRA_MODES = ("traced-mlflow",)
 TRACED_MODES = ("traced", "traced-noexport", "traced-mlflow")
 
+EXPERIMENT = "bench"
 MODEL = "gpt-4o-mini"
 MESSAGES = [{"role": "user", "content": "What is the capital of France?"}]
 #: Chunks of a chat stream from the local server that carry no reply text: the first (the
@@ -53,18 +55,26 @@ class Sizes:
     ttfc_chunks: int = 20
     concurrency: int = 1000  #: concurrent async streams (0: skip the workload this round)
     concurrent_chunks: int = 10
-    big_chunks: int = 10_000  #: the stream read under ``tracemalloc``
+    big_chunks: int = 10_000  #: the stream read under ``tracemalloc`` (0: skip it this round)
     warmup: int = 3
 
 
 def mode_env(mode: str, store_dir: str) -> dict[str, str]:
     """The environment a mode's process runs with (the caller's, adjusted)."""
     env = dict(os.environ)
-    for name in ("TRACER_EXPORT", "TRACER_ENABLED", "MLFLOW_ENABLE_ASYNC_TRACE_LOGGING"):
+    for name in (
+        "TRACER_EXPORT",
+        "TRACER_ENABLED",
+        "MLFLOW_ENABLE_ASYNC_TRACE_LOGGING",
+        # The experiment is set in code (``mlflow.set_experiment``, as the README does): with
+        # MLFLOW_EXPERIMENT_NAME instead, MLflow looks the experiment up in the store on every
+        # span it starts (see docs/performance.md).
+        "MLFLOW_EXPERIMENT_NAME",
+        "MLFLOW_EXPERIMENT_ID",
+    ):
         env.pop(name, None)  # each mode runs with the defaults unless it says otherwise
     env["MLFLOW_TRACKING_URI"] = f"sqlite:///{os.path.join(store_dir, 'bench.db')}"
     env["MLFLOW_MODEL_CATALOG_URI"] = ""  # no network here: don't download the price list
-    env["MLFLOW_EXPERIMENT_NAME"] = "bench"
     env["PYTHONUNBUFFERED"] = "1"
     if mode == "traced-noexport":
         env["TRACER_EXPORT"] = "none"
@@ -145,6 +155,7 @@ class Worker:
         self.base_url = base_url
         self.llm_calls = 0
         self._mlflow = mlflow
+        mlflow.set_experiment(EXPERIMENT)
         if mode == "autolog":
             mlflow.openai.autolog()
         self.client = self._client()
@@ -167,7 +178,10 @@ class Worker:
             http: httpx.Client = TracedClient()
         else:
             http = httpx.Client(**self._http_options())
-        return OpenAI(base_url=self.base_url, api_key="bench", http_client=http, max_retries=0)
+        self.http = http
+        # openai>=3 is typed for httpx2 clients, and takes httpx ones as well.
+        sdk_http: Any = http
+        return OpenAI(base_url=self.base_url, api_key="bench", http_client=sdk_http, max_retries=0)
 
     def _async_client(self) -> Any:
         from openai import AsyncOpenAI
@@ -178,7 +192,10 @@ class Worker:
             http: httpx.AsyncClient = TracedAsyncClient()
         else:
             http = httpx.AsyncClient(**self._http_options())
-        return AsyncOpenAI(base_url=self.base_url, api_key="bench", http_client=http, max_retries=0)
+        sdk_http: Any = http
+        return AsyncOpenAI(
+            base_url=self.base_url, api_key="bench", http_client=sdk_http, max_retries=0
+        )
 
     def flush(self) -> float:
         """Wait until every finished trace is exported; returns the seconds it took."""
@@ -309,28 +326,67 @@ class Worker:
     def memory(self, chunks: int) -> dict[str, Any]:
         """Workload 5: peak memory (``tracemalloc``) while one long stream is read.
 
-        ``read_peak_bytes`` covers the call and reading the stream to its end (the span ends on
-        its last event); ``total_peak_bytes`` also covers waiting for the trace's export.
+        Read twice: through the SDK (every mode, autolog included), and as raw bytes through
+        the mode's httpx client (not for autolog, which sees only SDK calls). Without the SDK's
+        own short-lived objects in the way, the raw read's peak above bare's is the tracer's.
+        Peaks are counted from before the request, but only from the moment the response head
+        has arrived: sending the 30 KB ``x-devserver-reply`` header (the bench's way to steer
+        the server, not part of any real call) briefly takes over a megabyte in h11, which
+        would hide everything after it. ``read_peak_bytes`` covers reading the stream to its
+        end (the span ends on its last event); ``total_peak_bytes`` also covers its export.
         """
         headers = {"x-devserver-reply": reply_text(chunks)}
+        result: dict[str, Any] = {"output_bytes": len(headers["x-devserver-reply"].encode())}
+        result["sdk"], (result["chunks"], text_bytes) = self._peak(
+            lambda head_arrived: self._sdk_read(headers, head_arrived)
+        )
+        if text_bytes != result["output_bytes"]:
+            raise RuntimeError(f"got {text_bytes} bytes of text, sent {result['output_bytes']}")
+        if self.mode != "autolog":
+            result["raw"], _ = self._peak(
+                lambda head_arrived: self._raw_read(headers, head_arrived)
+            )
+        return result
+
+    def _sdk_read(self, headers: dict[str, str], head_arrived: Callable[[], None]) -> Any:
+        chunks = size = 0
+        with self.client.chat.completions.create(
+            model=MODEL, messages=MESSAGES, stream=True, extra_headers=headers
+        ) as stream:
+            head_arrived()
+            for chunk in stream:
+                chunks += 1
+                if chunk.choices and chunk.choices[0].delta.content:
+                    size += len(chunk.choices[0].delta.content.encode())
+        self.llm_calls += 1
+        return chunks, size
+
+    def _raw_read(self, headers: dict[str, str], head_arrived: Callable[[], None]) -> Any:
+        body = {"model": MODEL, "messages": MESSAGES, "stream": True}
+        url = self.base_url.rstrip("/") + "/chat/completions"
+        with self.http.stream("POST", url, json=body, headers=headers) as response:
+            head_arrived()
+            for _ in response.iter_raw():
+                pass
+        self.llm_calls += 1
+        return None
+
+    def _peak(self, read: Callable[[Callable[[], None]], Any]) -> tuple[dict[str, float], Any]:
+        """Run ``read(head_arrived)`` under ``tracemalloc``; its peaks above the baseline."""
         gc.collect()
         tracemalloc.start()
         try:
             baseline = tracemalloc.get_traced_memory()[0]
-            tracemalloc.reset_peak()
-            _, wall, received, size = self.stream(headers)
+            started = time.perf_counter()
+            value = read(tracemalloc.reset_peak)
+            wall = time.perf_counter() - started
             read_peak = tracemalloc.get_traced_memory()[1] - baseline
             self.flush()
             total_peak = tracemalloc.get_traced_memory()[1] - baseline
         finally:
             tracemalloc.stop()
-        return {
-            "chunks": received,
-            "output_bytes": size,
-            "read_peak_bytes": read_peak,
-            "total_peak_bytes": total_peak,
-            "wall_s": wall,
-        }
+        figures = {"read_peak_bytes": read_peak, "total_peak_bytes": total_peak, "wall_s": wall}
+        return figures, value
 
     def run_round(self, sizes: Sizes) -> dict[str, Any]:
         """Every workload once, in a fixed order."""
@@ -339,7 +395,7 @@ class Worker:
             "stream": self.streaming(sizes.stream_calls, sizes.stream_chunks),
             "first_chunk": self.first_chunk(sizes.ttfc_calls, sizes.ttfc_chunks),
             "concurrent": None,
-            "memory": self.memory(sizes.big_chunks),
+            "memory": self.memory(sizes.big_chunks) if sizes.big_chunks > 0 else None,
         }
         if sizes.concurrency > 0:
             result["concurrent"] = self.concurrent(sizes.concurrency, sizes.concurrent_chunks)

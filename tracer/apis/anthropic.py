@@ -15,6 +15,7 @@ from tracer.apis.base import (
     ApiSpec,
     ResponseSummary,
     StreamBase,
+    add_piece,
     error_message,
     int_or_none,
     parse_event,
@@ -180,7 +181,7 @@ class MessagesStream(StreamBase):
         source, target = fields
         value = delta.get(source)
         if isinstance(value, str):
-            self._parts.setdefault((index, target), []).append(value)
+            add_piece(self._parts.setdefault((index, target), []), value)
 
     def _block(self, index: int) -> dict[str, Any]:
         block = dict(self._blocks.get(index, {"type": "text"}))

@@ -14,6 +14,7 @@ __all__ = [
     "ResponseSummary",
     "StreamAccumulator",
     "StreamBase",
+    "add_piece",
     "error_message",
     "int_or_none",
     "parse_event",
@@ -130,6 +131,18 @@ class StreamBase:
     def ended(self) -> bool:
         """The stream is over: its terminal event or an error event arrived."""
         return self.completed or self._error is not None
+
+
+#: Pieces held before they are joined: a stream of many tiny deltas then costs about the size
+#: of its text, not the per-object overhead of every piece.
+_PIECES = 256
+
+
+def add_piece(pieces: list[str], text: str) -> None:
+    """Append a streamed text piece to ``pieces``, joining them every few hundred."""
+    pieces.append(text)
+    if len(pieces) >= _PIECES:
+        pieces[:] = ["".join(pieces)]
 
 
 def error_message(body: Any) -> str | None:

@@ -11,7 +11,14 @@ from __future__ import annotations
 import json
 from typing import Any
 
-from tracer.apis.base import ApiSpec, ResponseSummary, StreamBase, error_message, parse_event
+from tracer.apis.base import (
+    ApiSpec,
+    ResponseSummary,
+    StreamBase,
+    add_piece,
+    error_message,
+    parse_event,
+)
 
 __all__ = ["CHAT", "ChatCompletions", "ChatStream", "openai_usage"]
 
@@ -132,11 +139,11 @@ class _Choice:
                     self.content = []
                 text = content_text(value)
                 if text:
-                    self.content.append(text)
+                    add_piece(self.content, text)
             elif key == "refusal":
                 if self.refusal is None:
                     self.refusal = []
-                self.refusal.append(str(value))
+                add_piece(self.refusal, str(value))
             elif key == "tool_calls" and isinstance(value, list):
                 for call in value:
                     if isinstance(call, dict):
@@ -169,8 +176,9 @@ class _Choice:
                 entry["name"] = name
             arguments = function.get("arguments")
             if arguments:
-                entry["args"].append(
-                    arguments if isinstance(arguments, str) else json.dumps(arguments)
+                add_piece(
+                    entry["args"],
+                    arguments if isinstance(arguments, str) else json.dumps(arguments),
                 )
 
     def add_logprobs(self, logprobs: dict[str, Any]) -> None:

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from tracer.apis.base import StreamBase, parse_event
+from tracer.apis.base import StreamBase, add_piece, parse_event
 from tracer.apis.chat import ChatCompletions
 
 __all__ = ["COMPLETIONS", "CompletionStream", "Completions"]
@@ -73,7 +73,7 @@ class CompletionStream(StreamBase):
                 index, {"text": [], "logprobs": None, "finish_reason": None}
             )
             if isinstance(raw.get("text"), str):
-                choice["text"].append(raw["text"])
+                add_piece(choice["text"], raw["text"])
             if raw.get("finish_reason"):
                 choice["finish_reason"] = raw["finish_reason"]
             logprobs = raw.get("logprobs")

@@ -14,6 +14,7 @@ from tracer.apis.base import (
     ApiSpec,
     ResponseSummary,
     StreamBase,
+    add_piece,
     error_message,
     int_or_none,
     parse_event,
@@ -152,11 +153,11 @@ class ResponsesStream(StreamBase):
             part = payload.get("content_index")
             key = (payload.get("output_index"), part if isinstance(part, int) else 0)
             if isinstance(key[0], int) and isinstance(payload.get("delta"), str):
-                self._texts.setdefault(key, []).append(payload["delta"])  # type: ignore[arg-type]
+                add_piece(self._texts.setdefault(key, []), payload["delta"])  # type: ignore[arg-type]
         elif kind == "response.function_call_arguments.delta":
             index = payload.get("output_index")
             if isinstance(index, int) and isinstance(payload.get("delta"), str):
-                self._args.setdefault(index, []).append(payload["delta"])
+                add_piece(self._args.setdefault(index, []), payload["delta"])
 
     def result(self) -> dict[str, Any] | None:
         """The final ``response`` object, or one rebuilt from what arrived so far."""
