@@ -305,3 +305,16 @@ def test_custom_route_for_a_gateway_path(
     span = only_llm_span(experiment)
     assert span.outputs == COMPLETION
     assert span.attributes["tracer.api"] == "chat.completions"
+
+
+def test_span_still_ends_when_working_out_its_result_fails(
+    httpx_mock: HTTPXMock, experiment: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(tracer.apis.chat.ChatCompletions, "summarize", broken)
+    httpx_mock.add_response(url=URL, json=COMPLETION)
+    with TracedClient(config=TracerConfig(strict=False)) as client:
+        assert client.post(URL, json=REQUEST | {"stream": False}).json() == COMPLETION
+    span = only_llm_span(experiment)
+    assert span.end_time_ns is not None
+    assert span.outputs is None
+    assert span.attributes["tracer.problems"] == ["tracer internal error: RuntimeError: tracer bug"]

@@ -8,6 +8,7 @@ span is ended exactly once, whichever of these comes first to finish it.
 
 from __future__ import annotations
 
+import contextlib
 import json
 import threading
 import time
@@ -369,10 +370,10 @@ class Recorder:
         self._parsing = False
         if not self._done:
             self._problems.append(f"tracer internal error: {type(exc).__name__}: {exc}")
-            try:
+            # If it fails, _finish still ended the span with that failure named; the first
+            # error is the one reported.
+            with contextlib.suppress(Exception):
                 self._finish()
-            except Exception:
-                self._done = True
         internal_error("recording a response", exc, strict=self.config.strict)
 
     def _response_object(self, failed: bool) -> Any:
@@ -397,10 +398,36 @@ class Recorder:
             return {"text": text}
 
     def _finish(self, exception: BaseException | None = None) -> None:
+        """End the span, once, with everything known; if working that out fails, end it
+        anyway with the failure named, then let the failure be reported."""
         with self._lock:
             if self._done:
                 return
             self._done = True
+        try:
+            outputs, attrs, error = self._result(exception)
+        except Exception as failure:
+            problem = f"tracer internal error: {type(failure).__name__}: {failure}"
+            spans.finish(
+                self.span,
+                outputs=None,
+                attributes={**self._response_attrs, "tracer.problems": [*self._problems, problem]},
+                exception=exception,
+            )
+            raise
+        spans.finish(
+            self.span,
+            outputs=outputs,
+            attributes=attrs,
+            tools=self._tools,
+            exception=exception,
+            error=error,
+        )
+
+    def _result(
+        self, exception: BaseException | None
+    ) -> tuple[Any, dict[str, Any], tuple[str, str] | None]:
+        """The span's outputs, response attributes and API error (if any)."""
         response = self._response_object(failed=exception is not None)
         summary = self.api.summarize(response)
         outputs = self._recordable(
@@ -445,11 +472,4 @@ class Recorder:
             error = (kind, summary.error or f"HTTP {self._status}")
         elif exception is None and self._decode_error is not None:
             error = ("DecodingError", self._decode_error)
-        spans.finish(
-            self.span,
-            outputs=outputs,
-            attributes=attrs,
-            tools=self._tools,
-            exception=exception,
-            error=error,
-        )
+        return outputs, attrs, error
