@@ -10,11 +10,21 @@ from __future__ import annotations
 import os
 from typing import Any
 
+import mlflow
 from openai import AsyncOpenAI, OpenAI
 
 from tracer import TracedAsyncClient, TracedClient
 
 DEFAULT_MODEL = "databricks-llama-4-maverick"
+
+
+def use_experiment() -> None:
+    """Point MLflow at the experiment named by ``MLFLOW_EXPERIMENT_NAME``, as the seed's
+    examples do with ``mlflow.set_experiment(...)`` (needed with the lightweight
+    ``mlflow-tracing`` package, which does not read the variable for ``@mlflow.trace`` spans)."""
+    name = os.environ.get("MLFLOW_EXPERIMENT_NAME")
+    if name:
+        mlflow.set_experiment(name)
 
 
 def make_client(async_: bool = False) -> tuple[Any, str]:

@@ -13,7 +13,7 @@ from __future__ import annotations
 import asyncio
 
 import mlflow
-from _client import make_client
+from _client import make_client, use_experiment
 from openai import AsyncOpenAI
 
 
@@ -48,6 +48,7 @@ async def ask_both() -> list[str]:
 
 def main() -> list[str]:
     """Run both questions; print and return the two answers."""
+    use_experiment()
     answers = asyncio.run(ask_both())
     for answer in answers:
         print(answer)

@@ -14,11 +14,12 @@ from __future__ import annotations
 
 from typing import Any
 
-from _client import make_client
+from _client import make_client, use_experiment
 
 
 def main() -> Any:
     """Ask one question; print and return the response."""
+    use_experiment()
     client, model = make_client()
     response = client.chat.completions.create(
         model=model,

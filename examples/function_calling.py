@@ -14,7 +14,7 @@ import json
 from typing import Any
 
 import mlflow
-from _client import make_client
+from _client import make_client, use_experiment
 from mlflow.entities import SpanType
 
 TOOLS: list[dict[str, Any]] = [
@@ -73,6 +73,7 @@ def run_agent(question: str) -> str:
 
 def main() -> str:
     """Run the agent on a two-city question; print and return its answer."""
+    use_experiment()
     answer = run_agent("What's the weather like in Paris and London?")
     print(answer)
     return answer

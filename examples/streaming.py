@@ -10,11 +10,12 @@ Run: ``make demo``, or ``.venv/bin/python examples/streaming.py`` with ``DATABRI
 
 from __future__ import annotations
 
-from _client import make_client
+from _client import make_client, use_experiment
 
 
 def main() -> str:
     """Stream the answer to one question, printing deltas as they come; return the full text."""
+    use_experiment()
     client, model = make_client()
     stream = client.chat.completions.create(
         model=model,

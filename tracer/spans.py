@@ -170,6 +170,22 @@ def listening(callback: Callable[[SpanRecord], None], *, mlflow: bool = True) ->
         _to_mlflow = previous
 
 
+def _lightweight_experiment() -> str | None:
+    """The experiment of a new trace, where the lightweight mlflow-tracing package cannot work
+    it out itself (it fails on ``MLFLOW_EXPERIMENT_NAME`` / ``MLFLOW_EXPERIMENT_ID`` or nothing
+    set, unless ``mlflow.set_experiment`` was called); ``None`` leaves it to MLflow."""
+    from mlflow.tracking import fluent
+    from mlflow.version import IS_TRACING_SDK_ONLY
+
+    if not IS_TRACING_SDK_ONLY or fluent._active_experiment_id:
+        return None
+    name = os.environ.get("MLFLOW_EXPERIMENT_NAME")
+    if name:
+        mlflow.set_experiment(name)  # what the variable asks for; it works in this package
+        return None
+    return os.environ.get("MLFLOW_EXPERIMENT_ID") or "0"
+
+
 def active_parent() -> LiveSpan | None:
     """The caller's active MLflow span (``@mlflow.trace``, ``mlflow.start_span``), if any."""
     return mlflow.get_current_active_span()
@@ -192,6 +208,7 @@ def start(
         parent_span=parent,
         inputs=inputs,
         attributes=attributes,
+        experiment_id=_lightweight_experiment() if parent is None else None,
     )
     export.install(export_mode)
     return span
