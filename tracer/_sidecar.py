@@ -7,6 +7,7 @@ per trace goes to standard output. Started by :mod:`tracer.export`; not for dire
 from __future__ import annotations
 
 import logging
+import os
 import sys
 import threading
 from concurrent.futures import ThreadPoolExecutor
@@ -14,6 +15,8 @@ from concurrent.futures import ThreadPoolExecutor
 
 def main() -> None:
     """Export every trace read from standard input until it closes."""
+    if hasattr(os, "nice"):
+        os.nice(10)  # yield the CPU to the application this process serves
     from mlflow.entities import Trace
     from mlflow.tracing.export.mlflow_v3 import MlflowV3SpanExporter
 
