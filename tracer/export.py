@@ -129,12 +129,13 @@ class ProcessExporter:
         from mlflow.tracing.trace_manager import InMemoryTraceManager
 
         manager = InMemoryTraceManager.get_instance()
-        roots = [s for s in spans if s._parent is None] + self._deferred
-        self._deferred = []
+        with self._lock:  # MLflow may export from several threads when it does not batch
+            roots = [s for s in spans if s._parent is None] + self._deferred
+            deferred = [r for r in roots if manager.has_open_spans(r.context.trace_id)]
+            self._deferred = deferred
         for root in roots:
-            if manager.has_open_spans(root.context.trace_id):
-                self._deferred.append(root)  # spans of background threads still running
-                continue
+            if root in deferred:
+                continue  # spans of background threads are still running: next time
             held = manager.pop_trace(root.context.trace_id)
             if held is None:
                 continue
