@@ -20,7 +20,7 @@ from tracer.apis.base import (
     parse_event,
 )
 
-__all__ = ["CHAT", "ChatCompletions", "ChatStream", "openai_usage"]
+__all__ = ["CHAT", "ChatCompletions", "ChatStream", "OpenAIChunkStream", "openai_usage"]
 
 
 def openai_usage(usage: Any) -> dict[str, int] | None:
@@ -112,8 +112,6 @@ class ChatCompletions(ApiSpec):
 
 
 CHAT = ChatCompletions()
-
-_HEADER_KEYS = ("id", "created", "model", "system_fingerprint", "service_tier")
 
 
 class _Choice:
@@ -208,15 +206,19 @@ class _Choice:
         return message
 
 
-class ChatStream(StreamBase):
-    """Accumulates ``chat.completion.chunk`` events into one ``chat.completion`` object."""
+class OpenAIChunkStream(StreamBase):
+    """What chat and legacy-completion streams share: ``[DONE]``, error chunks, the header
+    fields of the first chunks, the final usage chunk, and choices found by index (or by
+    position when a server omits it). Subclasses merge one choice's piece and build a choice."""
 
     __slots__ = ("_choices", "_header", "_usage")
+    object_name = ""
+    header_keys: tuple[str, ...] = ("id", "created", "model", "system_fingerprint")
 
     def __init__(self) -> None:
         super().__init__()
         self._header: dict[str, Any] = {}
-        self._choices: dict[int, _Choice] = {}
+        self._choices: dict[int, Any] = {}
         self._usage: Any = None
 
     def add(self, event: str, data: str) -> None:
@@ -228,52 +230,64 @@ class ChatStream(StreamBase):
         if chunk is None:
             return
         if chunk.get("error"):
-            self._error = chunk
+            self._error = chunk["error"]
             return
-        for key in _HEADER_KEYS:
+        for key in self.header_keys:
             if key not in self._header and chunk.get(key):  # Azure's first chunk has model ""
                 self._header[key] = chunk[key]
         if chunk.get("usage"):
             self._usage = chunk["usage"]
         choices = chunk.get("choices")
-        if not isinstance(choices, list):
-            return
-        for position, raw in enumerate(choices):
-            if not isinstance(raw, dict):
-                continue
-            index = raw.get("index")
-            if not isinstance(index, int):
-                index = position
-            choice = self._choices.get(index)
-            if choice is None:
-                choice = self._choices[index] = _Choice()
-            delta = raw.get("delta")
-            if isinstance(delta, dict):
-                choice.add_delta(delta)
-            if raw.get("finish_reason"):
-                choice.finish_reason = raw["finish_reason"]
-            if isinstance(raw.get("logprobs"), dict):
-                choice.add_logprobs(raw["logprobs"])
+        for position, raw in enumerate(choices if isinstance(choices, list) else ()):
+            if isinstance(raw, dict):
+                index = raw.get("index")
+                self._add_choice(index if isinstance(index, int) else position, raw)
+
+    def _add_choice(self, index: int, raw: dict[str, Any]) -> None:
+        raise NotImplementedError
+
+    def _choice(self, index: int, state: Any) -> dict[str, Any]:
+        raise NotImplementedError
 
     def result(self) -> dict[str, Any] | None:
-        """The ``chat.completion`` object rebuilt from the events seen so far."""
+        """The non-streaming object rebuilt from the events seen so far."""
         if not self._header and not self._choices and self._usage is None:
-            return self._error
-        result: dict[str, Any] = {"id": self._header.get("id"), "object": "chat.completion"}
-        for key in _HEADER_KEYS[1:]:
+            return {"error": self._error} if self._error is not None else None
+        result: dict[str, Any] = {"id": self._header.get("id"), "object": self.object_name}
+        for key in self.header_keys[1:]:
             if key in self._header:
                 result[key] = self._header[key]
-        result["choices"] = [
-            {
-                "index": index,
-                "message": choice.message(),
-                "logprobs": choice.logprobs,
-                "finish_reason": choice.finish_reason,
-            }
-            for index, choice in sorted(self._choices.items())
-        ]
+        result["choices"] = [self._choice(i, state) for i, state in sorted(self._choices.items())]
         if self._usage is not None:
             result["usage"] = self._usage
         if self._error is not None:
-            result["error"] = self._error.get("error")
+            result["error"] = self._error
         return result
+
+
+class ChatStream(OpenAIChunkStream):
+    """Accumulates ``chat.completion.chunk`` events into one ``chat.completion`` object."""
+
+    __slots__ = ()
+    object_name = "chat.completion"
+    header_keys = ("id", "created", "model", "system_fingerprint", "service_tier")
+
+    def _add_choice(self, index: int, raw: dict[str, Any]) -> None:
+        choice = self._choices.get(index)
+        if choice is None:
+            choice = self._choices[index] = _Choice()
+        delta = raw.get("delta")
+        if isinstance(delta, dict):
+            choice.add_delta(delta)
+        if raw.get("finish_reason"):
+            choice.finish_reason = raw["finish_reason"]
+        if isinstance(raw.get("logprobs"), dict):
+            choice.add_logprobs(raw["logprobs"])
+
+    def _choice(self, index: int, state: _Choice) -> dict[str, Any]:
+        return {
+            "index": index,
+            "message": state.message(),
+            "logprobs": state.logprobs,
+            "finish_reason": state.finish_reason,
+        }
