@@ -20,6 +20,7 @@ from tracer.apis.base import (
     int_or_none,
     parse_event,
     str_or_none,
+    token_usage,
 )
 
 __all__ = ["MESSAGES", "Messages", "MessagesStream", "anthropic_usage"]
@@ -33,22 +34,15 @@ def anthropic_usage(usage: Any) -> dict[str, int] | None:
     """
     if not isinstance(usage, dict):
         return None
-    given, produced = (
-        int_or_none(usage.get("input_tokens")),
-        int_or_none(usage.get("output_tokens")),
-    )
-    if given is None and produced is None:
-        return None
-    result = {"input_tokens": given or 0, "output_tokens": produced or 0}
     cached = int_or_none(usage.get("cache_read_input_tokens"))
     created = int_or_none(usage.get("cache_creation_input_tokens"))
-    if cached is not None:
-        result["cache_read_input_tokens"] = cached
-    if created is not None:
-        result["cache_creation_input_tokens"] = created
-    result["input_tokens"] += (cached or 0) + (created or 0)
-    result["total_tokens"] = result["input_tokens"] + result["output_tokens"]
-    return result
+    extra = (cached or 0) + (created or 0)
+    given, produced = int_or_none(usage.get("input_tokens")), usage.get("output_tokens")
+    if given is None and extra:
+        given = 0
+    return token_usage(
+        given + extra if given is not None else None, produced, None, cached, created
+    )
 
 
 class Messages(ApiSpec):

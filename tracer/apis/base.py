@@ -19,6 +19,7 @@ __all__ = [
     "int_or_none",
     "parse_event",
     "str_or_none",
+    "token_usage",
 ]
 
 
@@ -167,6 +168,28 @@ def error_message(body: Any) -> str | None:
 def int_or_none(value: Any) -> int | None:
     """``value`` if it is an int (and not a bool), else ``None``."""
     return value if isinstance(value, int) and not isinstance(value, bool) else None
+
+
+def token_usage(
+    given: Any,
+    produced: Any,
+    total: Any = None,
+    cache_read: Any = None,
+    cache_creation: Any = None,
+) -> dict[str, int] | None:
+    """MLflow's token-usage dict (``mlflow.chat.tokenUsage``) from counts a response reported;
+    ``None`` when it reported neither input nor output tokens. Non-integer counts are ignored."""
+    given, produced = int_or_none(given), int_or_none(produced)
+    if given is None and produced is None:
+        return None
+    result = {"input_tokens": given or 0, "output_tokens": produced or 0}
+    total = int_or_none(total)
+    result["total_tokens"] = total if total is not None else (given or 0) + (produced or 0)
+    if (cache_read := int_or_none(cache_read)) is not None:
+        result["cache_read_input_tokens"] = cache_read
+    if (cache_creation := int_or_none(cache_creation)) is not None:
+        result["cache_creation_input_tokens"] = cache_creation
+    return result
 
 
 def str_or_none(value: Any) -> str | None:

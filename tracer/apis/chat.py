@@ -18,6 +18,7 @@ from tracer.apis.base import (
     add_piece,
     error_message,
     parse_event,
+    token_usage,
 )
 
 __all__ = ["CHAT", "ChatCompletions", "ChatStream", "OpenAIChunkStream", "openai_usage"]
@@ -27,27 +28,15 @@ def openai_usage(usage: Any) -> dict[str, int] | None:
     """MLflow's token-usage dict from an OpenAI ``usage`` object (chat or completions)."""
     if not isinstance(usage, dict):
         return None
-    prompt, completion = usage.get("prompt_tokens"), usage.get("completion_tokens")
-    total = usage.get("total_tokens")
-    if not isinstance(prompt, int) and not isinstance(completion, int):
-        return None
-    result = {
-        "input_tokens": prompt if isinstance(prompt, int) else 0,
-        "output_tokens": completion if isinstance(completion, int) else 0,
-    }
-    result["total_tokens"] = (
-        total if isinstance(total, int) else result["input_tokens"] + result["output_tokens"]
-    )
     details = usage.get("prompt_tokens_details")
     cached = details.get("cached_tokens") if isinstance(details, dict) else None
-    if cached is None:
-        cached = usage.get("cache_read_input_tokens")
-    if isinstance(cached, int):
-        result["cache_read_input_tokens"] = cached
-    created = usage.get("cache_creation_input_tokens")
-    if isinstance(created, int):
-        result["cache_creation_input_tokens"] = created
-    return result
+    return token_usage(
+        usage.get("prompt_tokens"),
+        usage.get("completion_tokens"),
+        usage.get("total_tokens"),
+        cached if cached is not None else usage.get("cache_read_input_tokens"),
+        usage.get("cache_creation_input_tokens"),
+    )
 
 
 def content_text(content: Any) -> str | None:

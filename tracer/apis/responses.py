@@ -16,9 +16,9 @@ from tracer.apis.base import (
     StreamBase,
     add_piece,
     error_message,
-    int_or_none,
     parse_event,
     str_or_none,
+    token_usage,
 )
 
 __all__ = ["RESPONSES", "Responses", "ResponsesStream", "responses_usage"]
@@ -30,22 +30,13 @@ def responses_usage(usage: Any) -> dict[str, int] | None:
     """MLflow's token-usage dict from a Responses API ``usage`` object."""
     if not isinstance(usage, dict):
         return None
-    given, produced = (
-        int_or_none(usage.get("input_tokens")),
-        int_or_none(usage.get("output_tokens")),
-    )
-    if given is None and produced is None:
-        return None
-    result = {"input_tokens": given or 0, "output_tokens": produced or 0}
-    total = int_or_none(usage.get("total_tokens"))
-    result["total_tokens"] = (
-        total if total is not None else result["input_tokens"] + result["output_tokens"]
-    )
     details = usage.get("input_tokens_details")
-    cached = int_or_none(details.get("cached_tokens")) if isinstance(details, dict) else None
-    if cached is not None:
-        result["cache_read_input_tokens"] = cached
-    return result
+    return token_usage(
+        usage.get("input_tokens"),
+        usage.get("output_tokens"),
+        usage.get("total_tokens"),
+        details.get("cached_tokens") if isinstance(details, dict) else None,
+    )
 
 
 def _function_tool(tool: Any) -> Any:
