@@ -207,3 +207,19 @@ def test_databricks_list_content_is_joined(experiment: str, server: DevServer) -
     assert span.name == "chat databricks-llama-4-maverick"
     assert span.attributes["url.full"] == f"{server.url}/serving-endpoints/chat/completions"
     assert span.outputs["choices"][0]["message"]["content"] == "The capital of France is Paris."
+
+
+@pytest.mark.parametrize("library", ["httpx", "httpx2"])
+def test_wrapped_existing_client(library: str, experiment: str, server: DevServer) -> None:
+    import httpx
+    import httpx2
+    from openai import OpenAI
+
+    from tracer import wrap
+
+    module: Any = httpx if library == "httpx" else httpx2
+    client = OpenAI(api_key=API_KEY, base_url=server.base_url, http_client=wrap(module.Client()))
+    response = client.chat.completions.create(model="gpt-4o-mini", messages=QUESTION)
+    span = only_llm_span(experiment)
+    assert span.outputs == response.to_dict()
+    assert span.attributes["http.response.header.x-request-id"] == response._request_id
