@@ -3,9 +3,12 @@
 from __future__ import annotations
 
 import sys
-from typing import Any, TypeVar
+from typing import TYPE_CHECKING, Any, TypeVar
 
 import httpx
+
+if TYPE_CHECKING:
+    import httpx2
 
 from tracer.config import TracerConfig
 from tracer.transport import AsyncTracingTransport, TracingTransport
@@ -20,7 +23,9 @@ OPENAI_DEFAULT_VALUES: tuple[dict[str, float], dict[str, int], bool] = (
     True,
 )
 
-_Client = TypeVar("_Client")
+_Client = TypeVar(
+    "_Client", bound="httpx.Client | httpx.AsyncClient | httpx2.Client | httpx2.AsyncClient"
+)
 
 
 def _openai_defaults() -> dict[str, Any]:

@@ -11,7 +11,7 @@ import logging
 import os
 import re
 from collections.abc import Callable
-from typing import Any, Literal
+from typing import Any, Literal, TypeVar
 
 from pydantic import BaseModel, ConfigDict, Field, TypeAdapter, ValidationError, field_validator
 
@@ -20,12 +20,14 @@ __all__ = ["ENV_PREFIX", "TracerConfig"]
 ENV_PREFIX = "TRACER_"
 ExportMode = Literal["process", "mlflow", "none"]
 _logger = logging.getLogger("tracer")
+_Routes = TypeVar("_Routes")
 
 
-def _from_env(name: str, default: Any, kind: type) -> Any:
+def _from_env(name: str, default: Any, kind: Any) -> Any:
     """Read ``TRACER_<NAME>``; an unparsable value warns and falls back to the default.
 
-    A typo in a tracing variable must never stop the application it observes.
+    A typo in a tracing variable must never stop the application it observes. ``kind`` is
+    anything pydantic validates against: a class or a typing form (``Literal``, ``dict[...]``).
     """
     raw = os.environ.get(ENV_PREFIX + name)
     if raw is None or raw.strip() == "":
@@ -47,7 +49,7 @@ def _from_env(name: str, default: Any, kind: type) -> Any:
         return default
 
 
-def _check_routes(routes: Any) -> Any:
+def _check_routes(routes: _Routes) -> _Routes:
     from tracer.routes import APIS
 
     if isinstance(routes, dict):
@@ -137,4 +139,4 @@ class TracerConfig(BaseModel):
     @field_validator("routes")
     @classmethod
     def _known_apis(cls, routes: dict[str, str]) -> dict[str, str]:
-        return _check_routes(routes)  # type: ignore[no-any-return]
+        return _check_routes(routes)

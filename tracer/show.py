@@ -238,7 +238,9 @@ def _tool_calls(calls: list[Any]) -> str:
     for call in calls:
         if not isinstance(call, dict):
             continue
-        function = call.get("function") if isinstance(call.get("function"), dict) else call
+        function = call.get("function")
+        if not isinstance(function, dict):
+            function = call
         rendered.append(_call(function.get("name"), function.get("arguments", {})))
     return "tool_calls: " + ", ".join(rendered)
 
@@ -260,8 +262,9 @@ def _output_preview(outputs: Any) -> str:
             if message.get("refusal"):
                 return f"refusal: {message['refusal']}"
             return _text(message.get("content"))
-        if isinstance(choice.get("text"), str):  # legacy completions
-            return choice["text"]
+        text = choice.get("text")
+        if isinstance(text, str):  # legacy completions
+            return text
     data = outputs.get("data")
     if isinstance(data, list) and outputs.get("object") == "list":  # embeddings
         first = data[0].get("embedding") if data and isinstance(data[0], dict) else None

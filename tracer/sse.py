@@ -84,9 +84,10 @@ class SSEDecoder:
         events: list[SSEEvent] = []
         for line in lines:
             if self._partial or self._skipping:
-                line = self._join(line)
-                if line is None:
+                joined = self._join(line)
+                if joined is None:
                     continue
+                line = joined
             event = self._process_line(line)
             if event is not None:
                 events.append(event)
@@ -137,7 +138,10 @@ class SSEDecoder:
             self.oversized_lines += 1
             return None
         if not raw:
-            return self._dispatch_pending() if self._data else self._reset()
+            if self._data:
+                return self._dispatch_pending()
+            self._reset()
+            return None
         try:
             line = raw.decode("utf-8")
         except UnicodeDecodeError:
@@ -174,4 +178,3 @@ class SSEDecoder:
     def _reset(self) -> None:
         self._event = ""
         self._data_size = 0
-        return None

@@ -61,7 +61,7 @@ class ChatCompletions(ApiSpec):
     operation = "chat"
     span_type = "CHAT_MODEL"
     message_format = "openai"
-    content_keys = ("messages",)
+    content_keys: tuple[str, ...] = ("messages",)
 
     def summarize(self, response: Any) -> ResponseSummary:
         """Model, usage, finish reasons, id and error of a ``chat.completion`` object."""
@@ -95,7 +95,7 @@ class ChatCompletions(ApiSpec):
             ]
         return stripped
 
-    def new_stream(self) -> ChatStream:
+    def new_stream(self) -> OpenAIChunkStream:
         """A fresh accumulator for one streamed chat completion."""
         return ChatStream()
 

@@ -141,10 +141,10 @@ class ResponsesStream(StreamBase):
                     for key in [k for k in self._texts if k[0] == index]:
                         del self._texts[key]
         elif kind == "response.output_text.delta":
-            part = payload.get("content_index")
-            key = (payload.get("output_index"), part if isinstance(part, int) else 0)
-            if isinstance(key[0], int) and isinstance(payload.get("delta"), str):
-                add_piece(self._texts.setdefault(key, []), payload["delta"])  # type: ignore[arg-type]
+            index, part = payload.get("output_index"), payload.get("content_index")
+            if isinstance(index, int) and isinstance(payload.get("delta"), str):
+                key = (index, part if isinstance(part, int) else 0)
+                add_piece(self._texts.setdefault(key, []), payload["delta"])
         elif kind == "response.function_call_arguments.delta":
             index = payload.get("output_index")
             if isinstance(index, int) and isinstance(payload.get("delta"), str):
