@@ -4,6 +4,7 @@ asserted on spans read back from the MLflow store."""
 from __future__ import annotations
 
 import json
+import time
 from typing import Any
 
 import pytest
@@ -61,6 +62,20 @@ def test_non_streaming_span_is_complete(chat: Chat, experiment: str, server: Dev
     assert "tracer.problems" not in attrs
     assert API_KEY not in span_json(span)
     assert span.end_time_ns > span.start_time_ns
+
+
+def test_root_span_times_the_whole_call(chat: Chat, experiment: str) -> None:
+    # A root span reaches MLflow when the call ends; its start is still the request's.
+    before = time.time_ns()
+    chunks = chat.create(stream=True, extra_headers={"x-devserver-chunk-delay-ms": "20"})
+    after = time.time_ns()
+    span = only_llm_span(experiment)
+
+    first_chunk_ms = span.attributes["stream.time_to_first_chunk_ms"]
+    assert before <= span.start_time_ns < span.start_time_ns + first_chunk_ms * 1e6
+    assert span.start_time_ns + first_chunk_ms * 1e6 <= span.end_time_ns <= after
+    # The server waits 20 ms between chunks: all of it lies between the span's start and end.
+    assert (span.end_time_ns - span.start_time_ns) / 1e6 >= 20 * (len(chunks) - 1)
 
 
 def test_streaming_is_reassembled(chat: Chat, experiment: str) -> None:

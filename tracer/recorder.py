@@ -170,7 +170,13 @@ class Recorder:
 
         name = f"{api.operation} {self.request_model}" if self.request_model else api.operation
         self.span = spans.start(
-            name, api.span_type, spans.active_parent(), inputs, attributes, config.export
+            name,
+            api.span_type,
+            spans.active_parent(),
+            inputs,
+            attributes,
+            config.export,
+            defer=not config.propagate_context,  # the traceparent header needs the span's ids
         )
         # Timed from here, so MLflow's one-time set-up on a process's first span is not
         # counted as time to first chunk.
