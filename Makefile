@@ -4,7 +4,7 @@ VENV   ?= .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed-dev
 
-.PHONY: install test lint demo compat bench bench-quick clean
+.PHONY: install test lint typecheck demo compat bench bench-quick screenshots clean
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -15,10 +15,15 @@ $(STAMP): pyproject.toml
 install: $(STAMP)
 
 lint: $(STAMP)
-	$(BIN)/ruff check tracer tests examples bench
-	$(BIN)/ruff format --check tracer tests examples bench
+	$(BIN)/ruff check tracer tests examples bench scripts
+	$(BIN)/ruff format --check tracer tests examples bench scripts
 
-test: $(STAMP) lint
+# mypy --strict on the package (settings in pyproject.toml), then on the public API as used.
+typecheck: $(STAMP)
+	$(BIN)/mypy
+	$(BIN)/mypy --strict tests/typing_public_api.py
+
+test: $(STAMP) lint typecheck
 	$(BIN)/python -m pytest -q
 
 compat: $(STAMP)
@@ -35,5 +40,10 @@ bench: $(STAMP)
 bench-quick: $(STAMP)
 	$(BIN)/python bench/run.py --quick
 
+# MLflow UI pictures for the README (docs/images/): a real mlflow server, the demo's traces,
+# headless Chromium (apt-get installs it if missing, as root); not in `test`.
+screenshots: $(STAMP)
+	$(BIN)/python scripts/screenshots.py
+
 clean:
-	rm -rf $(VENV) .demo .compat .bench .pytest_cache .ruff_cache
+	rm -rf $(VENV) .demo .compat .bench .pytest_cache .ruff_cache .mypy_cache
