@@ -4,7 +4,7 @@ VENV   ?= .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed-dev
 
-.PHONY: install test lint typecheck demo compat bench bench-quick screenshots clean
+.PHONY: install test lint typecheck demo compat bench bench-quick screenshots docs clean
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -45,5 +45,9 @@ bench-quick: $(STAMP)
 screenshots: $(STAMP)
 	$(BIN)/python scripts/screenshots.py
 
+# The documentation site (mkdocs.yml, docs/) in strict mode: a broken link fails the build.
+docs: $(STAMP)
+	$(BIN)/mkdocs build --strict --site-dir .site
+
 clean:
-	rm -rf $(VENV) .demo .compat .bench .pytest_cache .ruff_cache .mypy_cache
+	rm -rf $(VENV) .demo .compat .bench .pytest_cache .ruff_cache .mypy_cache .site
