@@ -104,7 +104,9 @@ def test_config_reads_environment(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("TRACER_CAPTURE_CONTENT", "0")
     monkeypatch.setenv("TRACER_MAX_BODY_BYTES", "1234")
     monkeypatch.setenv("TRACER_STRICT", "no")
+    monkeypatch.setenv("TRACER_EXPORT", " None ")  # any case, as the booleans
     config = TracerConfig()
+    assert config.export == "none"
     assert (config.enabled, config.capture_content, config.max_body_bytes, config.strict) == (
         False,
         False,

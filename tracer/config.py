@@ -34,7 +34,9 @@ def _from_env(name: str, default: Any, kind: Any) -> Any:
         return default
     try:
         adapter: TypeAdapter[Any] = TypeAdapter(kind)
-        if kind in (bool, int, str, ExportMode):
+        if kind is ExportMode:
+            return adapter.validate_python(raw.strip().lower())  # as the booleans: any case
+        if kind in (bool, int, str):
             return adapter.validate_python(raw.strip())
         return _check_routes(adapter.validate_json(raw))
     except (ValidationError, ValueError):
@@ -100,7 +102,8 @@ class TracerConfig(BaseModel):
     capture_media: bool = Field(
         default_factory=lambda: _from_env("CAPTURE_MEDIA", False, bool),
         description="TRACER_CAPTURE_MEDIA: record inline base64 media (images, audio, files "
-        "sent as data URLs or base64 sources) as sent. By default each is replaced by a short "
+        "sent as data URLs or base64 sources, and generated b64_json images) as sent. By "
+        "default each is replaced by a short "
         "placeholder naming its media type and size. With this on, MLflow's own "
         "MLFLOW_TRACE_EXTRACT_ATTACHMENTS can store them as trace attachments.",
     )
@@ -114,7 +117,8 @@ class TracerConfig(BaseModel):
         default_factory=lambda: _from_env("ROUTES", {}, dict[str, str]),
         description="TRACER_ROUTES (JSON): extra routes for custom gateway paths, a regular "
         "expression searched in the URL path mapped to the API it speaks: chat, completions, "
-        "embeddings, responses or anthropic.messages. Checked before the built-in routes.",
+        "embeddings, responses, anthropic.messages or images.generations. Checked before the "
+        "built-in routes.",
     )
     propagate_context: bool = Field(
         default_factory=lambda: _from_env("PROPAGATE_CONTEXT", False, bool),

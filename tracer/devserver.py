@@ -20,10 +20,15 @@ Endpoints (``POST`` unless noted; "any prefix" means any path ending that way):
 * ``.../completions`` (any prefix, not chat) -- legacy completions (``text_completion``).
 * ``.../embeddings`` (any prefix) -- embeddings (float or base64, default 8 dimensions).
 * ``.../responses`` (any prefix) -- the Responses API, with typed SSE events when streaming.
+* ``.../images/generations`` (any prefix) -- image generation: small real PNGs as ``b64_json``
+  or URLs (``GET /v1/images/files/img-...png`` serves them); ``dall-e-2`` (default),
+  ``dall-e-3`` (revised prompt, ``n=1``) and ``gpt-image-*`` (``usage``, streaming with
+  ``partial_images``).
 * ``/v1/messages`` (and ``/v1/messages/count_tokens``) -- the Anthropic Messages API; needs
   ``x-api-key`` (or a bearer token) and ``anthropic-version`` headers.
-* ``/openai/deployments/{deployment}/chat/completions|completions|embeddings?api-version=...``
-  and ``/openai/v1/chat/completions|completions|responses|embeddings`` -- Azure OpenAI
+* ``/openai/deployments/{deployment}/chat/completions|completions|embeddings|images/generations``
+  ``?api-version=...`` and ``/openai/v1/chat/completions|completions|responses|embeddings|``
+  ``images/generations`` -- Azure OpenAI
   (content-filter annotations, real model names, ``apim-request-id``, Azure error bodies).
 * ``/serving-endpoints/{endpoint}/invocations`` -- Databricks Model Serving: the body's
   ``messages`` / ``prompt`` / ``input`` picks chat / completions / embeddings; the endpoint
@@ -89,6 +94,7 @@ from tracer._devserver.common import (
 from tracer._devserver.completions import completions_reply
 from tracer._devserver.databricks import databricks_error, invocations_reply
 from tracer._devserver.embeddings import embeddings_reply
+from tracer._devserver.images import image_file, images_reply
 from tracer._devserver.responses import responses_reply
 
 __all__ = ["DevServer", "RecordedRequest", "main"]
@@ -112,9 +118,11 @@ _JSON_PARSE_ERROR = (
 )
 _ANTHROPIC_PARSE_ERROR = "There was an error parsing the body of your request: invalid JSON."
 _AZURE_DEPLOYMENT = re.compile(
-    r"/openai/deployments/([^/]+)/(chat/completions|completions|embeddings)"
+    r"/openai/deployments/([^/]+)/(chat/completions|completions|embeddings|images/generations)"
 )
-_AZURE_V1 = re.compile(r"/openai/v1/(chat/completions|completions|responses|embeddings)")
+_AZURE_V1 = re.compile(
+    r"/openai/v1/(chat/completions|completions|responses|embeddings|images/generations)"
+)
 _INVOCATIONS = re.compile(r"/serving-endpoints/([^/]+)/invocations")
 _ONE_MINUTE = timedelta(minutes=1)
 _ANTHROPIC_ORG = "5c0f6a8e-6a43-4d9e-9d5c-1f3b2a7c9e10"
@@ -123,6 +131,7 @@ _AZURE_APIS = {
     "completions": "completions",
     "embeddings": "embeddings",
     "responses": "responses",
+    "images/generations": "images",
 }
 
 
@@ -451,6 +460,14 @@ class _Handler(BaseHTTPRequestHandler):
             self._call(headers, body, ctl, lambda request: embeddings_reply(request, ctl))
         elif post and trimmed.endswith("/responses"):
             self._call(headers, body, ctl, lambda request: responses_reply(request, ctl))
+        elif post and trimmed.endswith("/images/generations"):
+            origin = self._origin(headers)
+            self._call(
+                headers, body, ctl, lambda request: images_reply(request, ctl, origin=origin)
+            )
+        elif self.command == "GET" and (image := image_file(path)) is not None:
+            if not self._maybe_fail(headers, ctl, ""):
+                self._send_bytes(200, image, "image/png", ctl)
         elif self.command == "GET" and trimmed == "/v1/models":
             if not self._maybe_fail(headers, ctl, ""):
                 data = [
@@ -503,6 +520,10 @@ class _Handler(BaseHTTPRequestHandler):
                 )
             if api == "embeddings":
                 return embeddings_reply(request, ctl, model=model)
+            if api == "images":
+                return images_reply(
+                    request, ctl, origin=self._origin(headers), model=model, azure_style=True
+                )
             return responses_reply(request, ctl, model=model)
 
         self._call(headers, body, ctl, build, model_hint=deployment)
@@ -625,6 +646,25 @@ class _Handler(BaseHTTPRequestHandler):
         self._api_headers()
         for name, value in (extra or {}).items():
             self.send_header(name, value)
+        self.end_headers()
+        self._headers_sent = True
+        self.wfile.write(body)
+
+    def _origin(self, headers: dict[str, str]) -> str:
+        """``http://host:port`` as the client addressed this server."""
+        host = headers.get("host") or f"{self.server.owner.host}:{self.server.owner.port}"
+        return f"http://{host}"
+
+    def _send_bytes(self, status: int, body: bytes, content_type: str, ctl: Controls) -> None:
+        """A non-JSON body (an image), compressed only when a control header asks."""
+        encoding = ctl.encoding if ctl.encoding != "identity" else None
+        if encoding is not None:
+            body = _Encoder(encoding).oneshot(body)
+        self.send_response(status)
+        self.send_header("Content-Type", content_type)
+        self.send_header("Content-Length", str(len(body)))
+        if encoding is not None:
+            self.send_header("Content-Encoding", encoding)
         self.end_headers()
         self._headers_sent = True
         self.wfile.write(body)

@@ -51,8 +51,9 @@ class LLMSpans:
         contains: str | None = None,
     ) -> list[SpanRecord]:
         """The spans matching every criterion given: the API (``chat.completions``,
-        ``completions``, ``embeddings``, ``responses``, ``anthropic.messages``), the model,
-        the status (``OK``/``ERROR``), the span name, and text their inputs or outputs contain."""
+        ``completions``, ``embeddings``, ``responses``, ``anthropic.messages``,
+        ``images.generations``), the model, the status (``OK``/``ERROR``), the span name, and
+        text their inputs or outputs contain."""
         return [
             span
             for span in self.spans

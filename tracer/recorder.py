@@ -450,6 +450,7 @@ class Recorder:
         if summary.usage:
             attrs["mlflow.chat.tokenUsage"] = summary.usage
         if self._accumulator is not None:
+            attrs.update(self._accumulator.attributes)
             attrs["stream.completed"] = self._accumulator.completed
             attrs["stream.chunk_count"] = self._chunk_count
             if self._first_chunk_ms is not None:

@@ -17,6 +17,7 @@ __all__ = [
     "RECORDED_REQUEST_HEADERS",
     "RECORDED_RESPONSE_HEADERS",
     "REDACTED",
+    "media_placeholder",
     "omit_media",
     "safe_url",
 ]
@@ -78,7 +79,9 @@ MEDIA_MIN_CHARS = 1024
 _BASE64 = re.compile(r"[A-Za-z0-9+/=\s]*")
 
 
-def _placeholder(media_type: str, encoded_chars: int) -> str:
+def media_placeholder(media_type: str, encoded_chars: int) -> str:
+    """What is recorded in place of ``encoded_chars`` characters of base64 media of
+    ``media_type``: ``[image/png omitted: 102400 bytes as base64]``."""
     return f"[{media_type} omitted: {encoded_chars * 3 // 4} bytes as base64]"
 
 
@@ -93,7 +96,7 @@ def omit_media(value: Any) -> Any:
         if len(value) >= MEDIA_MIN_CHARS and value.startswith("data:"):
             header, sep, payload = value.partition(";base64,")
             if sep:
-                return _placeholder(header[5:] or "data", len(payload))
+                return media_placeholder(header[5:] or "data", len(payload))
         return value
     if isinstance(value, list):
         items = [omit_media(item) for item in value]
@@ -108,7 +111,7 @@ def omit_media(value: Any) -> Any:
                 and _BASE64.fullmatch(item[:4096])
             ):
                 kind = value.get("media_type") or value.get("format") or "media"
-                changed[key] = _placeholder(str(kind), len(item))
+                changed[key] = media_placeholder(str(kind), len(item))
             else:
                 new = omit_media(item)
                 if new is not item:

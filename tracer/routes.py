@@ -19,6 +19,7 @@ from tracer.apis.base import ApiSpec
 from tracer.apis.chat import CHAT
 from tracer.apis.completions import COMPLETIONS
 from tracer.apis.embeddings import EMBEDDINGS
+from tracer.apis.images import IMAGES
 from tracer.apis.responses import RESPONSES
 
 __all__ = ["APIS", "ROUTES", "Route", "RouteMatch", "api_for_body", "match"]
@@ -30,6 +31,7 @@ APIS: dict[str, ApiSpec] = {
     "embeddings": EMBEDDINGS,
     "responses": RESPONSES,
     "anthropic.messages": MESSAGES,
+    "images.generations": IMAGES,
 }
 
 
@@ -62,6 +64,8 @@ ROUTES: tuple[Route, ...] = (
     Route(re.compile(r"/embeddings/?$"), EMBEDDINGS),
     Route(re.compile(r"/responses/?$"), RESPONSES),
     Route(re.compile(r"/v1/messages/?$"), MESSAGES),
+    # Image generation (a JSON body); edits and variations are multipart uploads, not traced.
+    Route(re.compile(r"/images/generations/?$"), IMAGES),
 )
 
 _AZURE_DEPLOYMENT = re.compile(r"/openai/deployments/([^/]+)/")

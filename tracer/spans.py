@@ -108,7 +108,8 @@ def ready() -> bool:
         "tracer: no MLflow tracking URI is set, and the lightweight mlflow-tracing package "
         "cannot store traces locally, so LLM calls are not traced. Set MLFLOW_TRACKING_URI "
         "(for example http://127.0.0.1:5000 for an `mlflow server`, or `databricks` with "
-        "DATABRICKS_HOST and DATABRICKS_TOKEN), or call mlflow.set_tracking_uri(...).",
+        "DATABRICKS_HOST and DATABRICKS_TOKEN), or call mlflow.set_tracking_uri(...). A tracking "
+        "URI is needed even when spans go out over OTLP (OTEL_EXPORTER_OTLP_TRACES_ENDPOINT).",
     )
     return False
 

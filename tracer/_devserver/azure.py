@@ -10,6 +10,7 @@ __all__ = [
     "azure_headers",
     "completion_filter_results",
     "deployment_model",
+    "image_filter_results",
     "missing_api_version",
     "not_found",
     "prompt_filter_results",
@@ -20,6 +21,7 @@ DEFAULT_MODELS = {
     "responses": "gpt-4o-2024-08-06",
     "completions": "gpt-35-turbo-instruct",
     "embeddings": "text-embedding-3-small",
+    "images": "dall-e-3",
 }
 DEPLOYMENT_MODELS = {
     "my-gpt4o-deploy": "gpt-4o-2024-08-06",
@@ -35,12 +37,16 @@ DEPLOYMENT_MODELS = {
     "text-embedding-3-small": "text-embedding-3-small",
     "text-embedding-3-large": "text-embedding-3-large",
     "text-embedding-ada-002": "text-embedding-ada-002",
+    "my-dalle-deploy": "dall-e-3",
+    "dall-e-3": "dall-e-3",
+    "gpt-image-1": "gpt-image-1",
 }
 OPERATIONS = {
     "chat": "ChatCompletions_Create",
     "responses": "Responses_Create",
     "completions": "Completions_Create",
     "embeddings": "Embeddings_Create",
+    "images": "ImageGenerations_Create",
 }
 _SAFE = {"filtered": False, "severity": "safe"}
 _NOT_DETECTED = {"filtered": False, "detected": False}
@@ -49,9 +55,13 @@ _NOT_DETECTED = {"filtered": False, "detected": False}
 def deployment_model(deployment: str, api: str) -> str:
     """The underlying model name Azure reports for ``deployment`` (``api``: chat, embeddings...)."""
     known = DEPLOYMENT_MODELS.get(deployment) or DEPLOYMENT_MODELS.get(deployment.lower())
+    lowered = deployment.lower()
+    if api == "images":
+        if known is not None and known.startswith(("dall-e", "gpt-image")):
+            return known
+        return "gpt-image-1" if "gpt-image" in lowered else DEFAULT_MODELS["images"]
     if known is not None:
         return known
-    lowered = deployment.lower()
     if "embed" in lowered:
         return DEFAULT_MODELS["embeddings"]
     if "instruct" in lowered:
@@ -81,6 +91,15 @@ def completion_filter_results() -> dict[str, Any]:
         "protected_material_code": dict(_NOT_DETECTED),
         "protected_material_text": dict(_NOT_DETECTED),
     }
+
+
+def image_filter_results(*, jailbreak: bool = False) -> dict[str, Any]:
+    """An image's clean ``content_filter_results`` (``prompt_filter_results`` with
+    ``jailbreak``), as Azure annotates each generated image."""
+    results = _harm_categories()
+    if jailbreak:
+        results["jailbreak"] = dict(_NOT_DETECTED)
+    return results
 
 
 def azure_error(status: int, api: str, api_version: str | None, fallback: Any) -> Any:

@@ -55,6 +55,10 @@ class StreamAccumulator(Protocol):
     def ended(self) -> bool:
         """Nothing more will come: the terminal event or an error event arrived."""
 
+    @property
+    def attributes(self) -> dict[str, Any]:
+        """Span attributes only the stream knows (e.g. how many partial images it carried)."""
+
 
 class ApiSpec:
     """A wire API: which span it makes and how it reads requests and responses.
@@ -132,6 +136,11 @@ class StreamBase:
     def ended(self) -> bool:
         """The stream is over: its terminal event or an error event arrived."""
         return self.completed or self._error is not None
+
+    @property
+    def attributes(self) -> dict[str, Any]:
+        """Span attributes only the stream knows; none by default."""
+        return {}
 
 
 #: Pieces held before they are joined: a stream of many tiny deltas then costs about the size
