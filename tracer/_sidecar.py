@@ -20,7 +20,7 @@ from collections import defaultdict
 from typing import Any
 
 #: Most traces written in one batch.
-MAX_BATCH = 64
+MAX_BATCH = 256
 _EOF = ""
 
 

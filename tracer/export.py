@@ -40,9 +40,10 @@ MAX_PENDING = 1000
 EXIT_TIMEOUT = 30.0
 #: Finished traces gather this long (or until there are :data:`GATHER_MAX`, or a flush is
 #: asked for) before they are serialised and handed over together: fewer wake-ups of the
-#: export threads while the application works, and bigger batches for the store.
-GATHER_SECONDS = 0.1
-GATHER_MAX = 64
+#: export threads while the application works, and bigger batches for the store. (MLflow's
+#: own asynchronous export waits up to 5 seconds for a batch of 5 spans.)
+GATHER_SECONDS = 1.0
+GATHER_MAX = 256
 
 
 def _processor() -> Any:
