@@ -39,6 +39,15 @@ with DevServer() as server:
         return chunks.choices[0].message.content
 
     answers = [agent(i) for i in range(N)]
+    # LLM calls that are traces of their own (no @mlflow.trace around them).
+    for i in range(N, N + ROOTS):
+        reply = client.chat.completions.create(
+            model="gpt-4o-mini", stream=bool(i % 2),
+            messages=[{"role": "user", "content": f"question {i}"}],
+            extra_headers={"x-devserver-reply": f"answer {i}"},
+        )
+        if i % 2:
+            list(reply)
     from mlflow.tracing.provider import _get_span_processor
     exporter = type(_get_span_processor().span_exporter).__name__
     mlflow.flush_trace_async_logging()
@@ -53,10 +62,11 @@ print(json.dumps({
 }))
 """
 N = 12
+ROOTS = 6
 
 
 def run(tmp_path: Path, **env: str) -> tuple[dict, str]:
-    code = f"N = {N}\n" + textwrap.dedent(PROGRAM)
+    code = f"N = {N}\nROOTS = {ROOTS}\n" + textwrap.dedent(PROGRAM)
     result = subprocess.run(
         [sys.executable, "-c", code, f"sqlite:///{tmp_path / 'store.db'}"],
         env={
@@ -75,9 +85,19 @@ def run(tmp_path: Path, **env: str) -> tuple[dict, str]:
 
 def assert_complete(report: dict) -> None:
     assert report["answers"] == [f"answer {i}" for i in range(N)]
-    assert len(report["traces"]) == N
+    assert len(report["traces"]) == N + ROOTS
+    agents = [t for t in report["traces"] if "agent" in t]
+    roots = [t["chat gpt-4o-mini"] for t in report["traces"] if "agent" not in t]
+    assert sorted(question["messages"][0]["content"] for _, question, _ in roots) == sorted(
+        f"question {i}" for i in range(N, N + ROOTS)
+    )
+    for is_root, question, outputs in roots:
+        assert is_root and len(outputs["choices"]) == 1
+        assert outputs["choices"][0]["message"]["content"] == question["messages"][0][
+            "content"
+        ].replace("question", "answer")
     questions = set()
-    for trace in report["traces"]:
+    for trace in agents:
         (root_is_root, _, answer) = trace["agent"]
         (llm_is_root, inputs, outputs) = trace["chat gpt-4o-mini"]
         assert root_is_root and not llm_is_root
