@@ -18,6 +18,7 @@ OPENAI_SUITE = [
     "tests/test_openai_lifecycle.py",
     "tests/test_openai_apis.py",
     "tests/test_examples.py",
+    "tests/test_images.py",
 ]
 ANTHROPIC_SUITE = ["tests/test_anthropic.py"]
 # name -> (requirements installed in the layer, test files, pytest -k filter)
