@@ -103,9 +103,9 @@ class TracerConfig(BaseModel):
         default_factory=lambda: _from_env("CAPTURE_MEDIA", False, bool),
         description="TRACER_CAPTURE_MEDIA: record inline base64 media (images, audio, files "
         "sent as data URLs or base64 sources, and generated b64_json images) as sent. By "
-        "default each is replaced by a short "
-        "placeholder naming its media type and size. With this on, MLflow's own "
-        "MLFLOW_TRACE_EXTRACT_ATTACHMENTS can store them as trace attachments.",
+        "default each is replaced by a short placeholder naming its media type and size. "
+        "With this on, MLflow's own MLFLOW_TRACE_EXTRACT_ATTACHMENTS can store them as trace "
+        "attachments.",
     )
     redact: Callable[[Any, str], Any] | None = Field(
         default=None,
