@@ -6,13 +6,17 @@ the right trace, and the span never becomes the caller's "current" span.
 
 A span with no parent (a trace of its own) is handed to MLflow only when the call ends, with
 the start time taken when the request was sent: MLflow's span set-up (about a third of a
-millisecond) then never delays the request or its first streamed chunk. A span with a parent
-is started at once, so it joins its parent's trace while that trace is still open.
+millisecond) then never delays the request or its first streamed chunk. It is started in the
+context the request was sent in (``mlflow.tracing.context`` tags, metadata and switch, and
+every other context variable), so a stream read later is recorded as if it had been started
+then. A span with a parent, or sent while an MLflow run is active, is started at once: it
+joins its parent's trace while that trace is open, and its run while the run is active.
 """
 
 from __future__ import annotations
 
 import contextlib
+import contextvars
 import importlib.util
 import json
 import logging
@@ -168,6 +172,7 @@ class PendingSpan:
     attributes: dict[str, Any]
     export_mode: str
     start_time_ns: int = field(default_factory=time.time_ns)
+    context: contextvars.Context = field(default_factory=contextvars.copy_context)
 
 
 _listeners: list[Callable[[SpanRecord], None]] = []
@@ -224,9 +229,15 @@ def start(
     to :func:`finish` unless ``defer`` is false (its ids are needed now)."""
     if not _to_mlflow:
         return _LocalSpan(name, span_type, inputs, attributes)  # type: ignore[return-value]
-    if parent is None and defer:
+    if parent is None and defer and not _run_active():
         return PendingSpan(name, span_type, inputs, attributes, export_mode)
     return _start(name, span_type, parent, inputs, attributes, export_mode)
+
+
+def _run_active() -> bool:
+    """Whether an MLflow run is active in this thread (the full ``mlflow`` package only)."""
+    active_run = getattr(mlflow, "active_run", None)
+    return active_run is not None and active_run() is not None
 
 
 def _start(
@@ -266,7 +277,8 @@ def finish(
     the status ``ERROR`` with an ``exception`` event carrying the message.
     """
     if isinstance(span, PendingSpan):
-        span = _start(
+        span = span.context.run(
+            _start,
             span.name,
             span.span_type,
             None,
