@@ -33,7 +33,7 @@ from mlflow import version as mlflow_version
 from mlflow.entities import Span, Trace
 from mlflow.exceptions import MlflowException
 
-from tracer.show import render_traces
+from tracer.show import render_traces, span_children
 
 __all__ = ["CliError", "build_parser", "main", "render_trace_details"]
 
@@ -443,13 +443,7 @@ def _span_details(
 
 def _tree_order(spans: list[Span]) -> list[Span]:
     """Spans depth-first, siblings by start time: the order of the tree ``show`` prints."""
-    ids = {span.span_id for span in spans}
-    children: dict[str | None, list[Span]] = {}
-    for span in spans:
-        parent = span.parent_id if span.parent_id in ids else None
-        children.setdefault(parent, []).append(span)
-    for group in children.values():
-        group.sort(key=lambda s: s.start_time_ns or 0)
+    children = span_children(spans)
     ordered: list[Span] = []
     stack = list(reversed(children.get(None, [])))
     while stack:

@@ -31,7 +31,7 @@ from typing import Any
 import mlflow
 from mlflow.entities import Span, SpanStatusCode, SpanType, Trace
 
-__all__ = ["main", "render_trace", "render_traces"]
+__all__ = ["main", "render_trace", "render_traces", "span_children"]
 
 #: Span types whose lines carry model, token usage and input/output previews.
 LLM_SPAN_TYPES: frozenset[str] = frozenset({SpanType.CHAT_MODEL, SpanType.LLM, SpanType.EMBEDDING})
@@ -41,9 +41,9 @@ PREVIEW_CHARS = 80
 _BRANCH, _LAST, _PIPE, _BLANK = "├─ ", "└─ ", "│  ", "   "
 
 
-def render_trace(trace: Trace) -> str:
-    """Render one trace as a tree, one line per span (plus preview lines under LLM spans)."""
-    spans = list(trace.data.spans)
+def span_children(spans: list[Span]) -> dict[str | None, list[Span]]:
+    """Each span's children by start time, under its id; the roots (and spans whose parent is
+    not among ``spans``) under ``None``."""
     ids = {span.span_id for span in spans}
     children: dict[str | None, list[Span]] = {}
     for span in spans:
@@ -51,6 +51,12 @@ def render_trace(trace: Trace) -> str:
         children.setdefault(parent, []).append(span)
     for group in children.values():
         group.sort(key=lambda s: s.start_time_ns or 0)
+    return children
+
+
+def render_trace(trace: Trace) -> str:
+    """Render one trace as a tree, one line per span (plus preview lines under LLM spans)."""
+    children = span_children(list(trace.data.spans))
 
     lines: list[str] = []
 

@@ -25,6 +25,7 @@ from tracer._devserver.common import (
     logprob_entry,
     plan_tool_args,
     rand_alnum,
+    required_model,
     split_pieces,
     truncate,
 )
@@ -331,10 +332,7 @@ def chat_reply(
     azure_style: bool = False,
 ) -> Reply:
     """Answer a chat completions request; ``model`` overrides the body's (Azure, Databricks)."""
-    if model is None:
-        model = request.get("model")
-        if not isinstance(model, str) or not model:
-            raise ApiError("you must provide a model parameter")
+    model = required_model(request, model)
     messages = request.get("messages")
     if not isinstance(messages, list):
         raise ApiError("Missing required parameter: 'messages'.", param="messages")

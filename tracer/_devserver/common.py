@@ -37,6 +37,7 @@ __all__ = [
     "plan_tool_args",
     "rand_alnum",
     "rand_hex",
+    "required_model",
     "split_pieces",
     "truncate",
     "truncate_keep",
@@ -375,6 +376,16 @@ class ApiError(Exception):
         self.code = code
         self.type = type_
         self.payload = payload
+
+
+def required_model(request: dict[str, Any], model: str | None) -> str:
+    """``model`` (given by the path: Azure, Databricks), else the body's, which must be set."""
+    if model is not None:
+        return model
+    model = request.get("model")
+    if not isinstance(model, str) or not model:
+        raise ApiError("you must provide a model parameter")
+    return model
 
 
 @dataclass

@@ -22,6 +22,7 @@ from tracer._devserver.common import (
     default_answer,
     logprob_value,
     rand_alnum,
+    required_model,
     split_pieces,
     truncate_keep,
 )
@@ -273,10 +274,7 @@ def completions_reply(
     azure_style: bool = False,
 ) -> Reply:
     """Answer a legacy completions request; ``model`` overrides the body's (Azure, Databricks)."""
-    if model is None:
-        model = request.get("model")
-        if not isinstance(model, str) or not model:
-            raise ApiError("you must provide a model parameter")
+    model = required_model(request, model)
     prompts = _prompts(request.get("prompt"))
     n = _int_param(request, "n", 1, 1, 128)
     best_of = _int_param(request, "best_of", n, 1, 20)

@@ -8,7 +8,15 @@ import math
 import struct
 from typing import Any
 
-from tracer._devserver.common import ApiError, Controls, JsonReply, Reply, as_int, count_tokens
+from tracer._devserver.common import (
+    ApiError,
+    Controls,
+    JsonReply,
+    Reply,
+    as_int,
+    count_tokens,
+    required_model,
+)
 
 __all__ = ["DEFAULT_DIMENSIONS", "embedding_vector", "embeddings_reply"]
 
@@ -76,10 +84,7 @@ def embeddings_reply(
 ) -> Reply:
     """Answer an embeddings request; ``model`` overrides the body's (Azure, Databricks)."""
     del ctl  # no control header shapes an embedding (errors are handled by the server)
-    if model is None:
-        model = request.get("model")
-        if not isinstance(model, str) or not model:
-            raise ApiError("you must provide a model parameter")
+    model = required_model(request, model)
     inputs = _inputs(request.get("input"))
     encoding = request.get("encoding_format")
     encoding = "float" if encoding is None else encoding
