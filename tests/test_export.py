@@ -49,12 +49,16 @@ with DevServer() as server:
         if i % 2:
             list(reply)
     from mlflow.tracing.provider import _get_span_processor
-    exporter = type(_get_span_processor().span_exporter).__name__
+    exporter_object = _get_span_processor().span_exporter
+    exporter = type(exporter_object).__name__
     mlflow.flush_trace_async_logging()
+    process = getattr(exporter_object, "_process", None)
+    policy = os.sched_getscheduler(process.pid) if process is not None else None
 traces = mlflow.search_traces(return_type="list", max_results=1000)
 print(json.dumps({
     "answers": answers,
     "exporter": exporter,
+    "export_process_policy": policy,
     "traces": [
         {s.name: [s.parent_id is None, s.inputs, s.outputs] for s in t.data.spans}
         for t in traces
@@ -114,6 +118,8 @@ def assert_complete(report: dict) -> None:
 def test_traces_are_written_by_the_export_process(tmp_path: Path) -> None:
     report, _ = run(tmp_path)
     assert report["exporter"] == "ProcessExporter"
+    # The export process only takes CPU time nothing else wants (Linux).
+    assert report["export_process_policy"] == os.SCHED_IDLE
     assert_complete(report)
 
 

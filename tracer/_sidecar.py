@@ -24,20 +24,21 @@ MAX_BATCH = 256
 _EOF = ""
 
 
-def _lowest_priority() -> None:
-    """Run only on CPU time nothing else wants, so the store catches up while the application
-    waits for the network. Linux's SCHED_IDLE gives way at once to any other task that wakes
-    up (nice 19 alone still delays the application's wake-ups by a millisecond or so)."""
+def lowest_priority(pid: int = 0) -> None:
+    """Let process ``pid`` (0: this one) run only on CPU time nothing else wants, so the store
+    catches up while the application waits for the network. Linux's SCHED_IDLE gives way at
+    once to any other task that wakes up (nice 19 alone still delays the application's
+    wake-ups by a millisecond or so); elsewhere, nice 19."""
     try:
-        os.sched_setscheduler(0, os.SCHED_IDLE, os.sched_param(0))  # type: ignore[attr-defined,unused-ignore]
+        os.sched_setscheduler(pid, os.SCHED_IDLE, os.sched_param(0))  # type: ignore[attr-defined,unused-ignore]
     except (AttributeError, OSError):
         with contextlib.suppress(AttributeError, OSError):
-            os.nice(19)
+            os.setpriority(os.PRIO_PROCESS, pid, 19)
 
 
 def main() -> None:
     """Export every trace read from standard input until it closes."""
-    _lowest_priority()
+    lowest_priority()  # also set by the parent at once; here for any other starter
     from mlflow.entities import Trace
     from mlflow.tracing.export.mlflow_v3 import MlflowV3SpanExporter
 

@@ -29,6 +29,7 @@ from typing import Any
 
 from opentelemetry.sdk.trace.export import SpanExportResult
 
+from tracer._sidecar import lowest_priority
 from tracer.failsafe import warn_once
 
 __all__ = ["install"]
@@ -216,6 +217,9 @@ class ProcessExporter:
             )
         except OSError:
             return False
+        # At once, so that even the export process's start-up (importing MLflow) does not
+        # compete with the application.
+        lowest_priority(self._process.pid)
         self._pid = os.getpid()
         self._sent = self._acked = 0
         self._writer = threading.Thread(target=self._write, name="tracer-export", daemon=True)
