@@ -3,7 +3,9 @@ the trace backend misbehaves. Prints one JSON line of what it measured.
 
 Usage: backend_probe.py TRACKING_URI CALLS [--signal-file PATH]
 With --signal-file, it writes "half" to the file after half the calls and waits until the
-test has acted on the backend (the file then says "go") before making the rest.
+test has acted on the backend (the file then says "go") before making the rest. Then it
+flushes, writes "flushed" and, if the test answers "back" (the backend is back), flushes until
+every trace is written (at most a minute) before it reports.
 """
 
 from __future__ import annotations
@@ -19,7 +21,7 @@ import httpx
 import mlflow
 from openai import OpenAI
 
-from tracer import TracedClient
+from tracer import TracedClient, export
 from tracer.devserver import DevServer
 
 
@@ -37,6 +39,7 @@ def main() -> None:
     signal = Path(sys.argv[4]) if len(sys.argv) > 4 else None
     collect = Collect()
     logging.getLogger().addHandler(collect)
+    logging.getLogger().addHandler(logging.StreamHandler())  # what is logged at exit too
     logging.getLogger("mlflow").addHandler(collect)  # MLflow does not propagate to the root
     mlflow.set_tracking_uri(uri)
     question = [{"role": "user", "content": "What is the capital of France?"}]
@@ -45,11 +48,14 @@ def main() -> None:
     with DevServer() as server:
         bare = OpenAI(base_url=server.base_url, api_key="k", http_client=httpx.Client())
         traced = OpenAI(base_url=server.base_url, api_key="k", http_client=TracedClient())
-        for client in (bare, traced):  # warm up connections and MLflow's one-time set-up
+        first_ms = {}
+        for name, client in (("bare", bare), ("traced", traced)):  # the first call of each
+            start = time.perf_counter()
             client.chat.completions.create(model="gpt-4o-mini", messages=question)
+            first_ms[name] = (time.perf_counter() - start) * 1000
         for i in range(calls):
             if signal is not None and i == calls // 2:
-                mlflow.flush_trace_async_logging()  # the first half is stored before the fault
+                export.flush()  # the first half is stored before the fault
                 signal.write_text("half")
                 while signal.read_text() != "go":
                     time.sleep(0.05)
@@ -58,13 +64,28 @@ def main() -> None:
                 reply = client.chat.completions.create(model="gpt-4o-mini", messages=question)
                 sink.append((time.perf_counter() - start) * 1000)
                 assert reply.choices[0].message.content == "The capital of France is Paris."
-    mlflow.flush_trace_async_logging()  # let the background exports fail (and warn) now
+    flushed = export.flush()  # the writes fail, or wait for the backend, now
+    written_after_restart = None
+    if signal is not None:
+        signal.write_text("flushed")
+        deadline = time.monotonic() + 120
+        while signal.read_text() not in ("back", "done") and time.monotonic() < deadline:
+            time.sleep(0.05)
+        if signal.read_text() == "back":
+            written_after_restart = False
+            while time.monotonic() < deadline and not written_after_restart:
+                written_after_restart = export.flush(timeout=10)
     print(
         json.dumps(
             {
                 "bare_ms": statistics.median(bare_ms),
                 "traced_ms": statistics.median(traced_ms),
                 "calls": len(traced_ms),
+                "first_bare_ms": first_ms["bare"],
+                "first_traced_ms": first_ms["traced"],
+                "flushed": flushed,
+                "written_after_restart": written_after_restart,
+                "stats": export.export_process().stats(),
                 "warnings": collect.records,
             }
         ),

@@ -7,11 +7,8 @@ import os
 
 # Tracer-internal errors raise in this suite (fail-loud); set before any config is built.
 os.environ["TRACER_STRICT"] = "1"
-# Export each trace synchronously, so a test reads back what it just recorded without waiting
-# on MLflow's background queue (the tracer's production path is unaffected by this switch).
-os.environ["MLFLOW_ENABLE_ASYNC_TRACE_LOGGING"] = "false"
-# No network here: don't let MLflow try to download its model price list on the first export.
-os.environ.setdefault("MLFLOW_MODEL_CATALOG_URI", "")
+# Everything else is as users have it: MLflow's asynchronous export, so traces are written by
+# the tracer's export process, and read_traces() flushes before it reads.
 
 import signal
 import socket
@@ -85,10 +82,9 @@ def free_port() -> int:
         return int(sock.getsockname()[1])
 
 
-@pytest.fixture
-def mlflow_server(tmp_path: Path) -> Iterator[tuple[subprocess.Popen[bytes], str]]:
-    """A real `mlflow server` on loopback with a SQLite store in a temporary directory."""
-    port = free_port()
+def start_mlflow_server(directory: Path, port: int) -> subprocess.Popen[bytes]:
+    """A real `mlflow server` on 127.0.0.1:``port``, its SQLite store and artifacts in
+    ``directory`` (start it again on the same port and directory to bring it back)."""
     process = subprocess.Popen(
         [
             str(Path(sys.executable).with_name("mlflow")),
@@ -98,9 +94,9 @@ def mlflow_server(tmp_path: Path) -> Iterator[tuple[subprocess.Popen[bytes], str
             "--port",
             str(port),
             "--backend-store-uri",
-            f"sqlite:///{tmp_path / 'server.db'}",
+            f"sqlite:///{directory / 'server.db'}",
             "--artifacts-destination",
-            str(tmp_path / "artifacts"),
+            str(directory / "artifacts"),
             "--workers",
             "1",
         ],
@@ -108,23 +104,33 @@ def mlflow_server(tmp_path: Path) -> Iterator[tuple[subprocess.Popen[bytes], str
         stderr=subprocess.DEVNULL,
         start_new_session=True,
     )
-    url = f"http://127.0.0.1:{port}"
     deadline = time.monotonic() + 90
     while time.monotonic() < deadline:
         try:
-            if httpx.get(f"{url}/health", timeout=1).status_code == 200:
-                break
+            if httpx.get(f"http://127.0.0.1:{port}/health", timeout=1).status_code == 200:
+                return process
         except httpx.HTTPError:
             time.sleep(0.3)
-    else:
-        process.kill()
-        pytest.fail("mlflow server did not start")
+    stop_mlflow_server(process)
+    pytest.fail("mlflow server did not start")
+
+
+def stop_mlflow_server(process: subprocess.Popen[bytes]) -> None:
+    """Kill the server and its workers (also when paused)."""
     try:
-        yield process, url
+        os.killpg(process.pid, signal.SIGCONT)
+        os.killpg(process.pid, signal.SIGKILL)
+    except ProcessLookupError:
+        pass
+    process.wait(timeout=30)
+
+
+@pytest.fixture
+def mlflow_server(tmp_path: Path) -> Iterator[tuple[subprocess.Popen[bytes], str]]:
+    """A real `mlflow server` on loopback with a SQLite store in a temporary directory."""
+    port = free_port()
+    process = start_mlflow_server(tmp_path, port)
+    try:
+        yield process, f"http://127.0.0.1:{port}"
     finally:
-        try:
-            os.killpg(process.pid, signal.SIGCONT)
-            os.killpg(process.pid, signal.SIGKILL)
-        except ProcessLookupError:
-            pass
-        process.wait(timeout=30)
+        stop_mlflow_server(process)

@@ -1,92 +1,148 @@
-"""The trace backend fails (nothing listens, a real `mlflow server` stopped or paused mid-run):
-the calls succeed with unchanged latency, a warning is logged once, nothing raises."""
+"""The trace backend fails (nothing listens, a real `mlflow server` stopped, paused, or stopped
+and started again mid-run): no call waits on it, the first one included; each kind of warning
+appears once; traces wait and are written when the server is back; ``tracer.flush()`` says
+when they are not written. MLflow's own settings are left as users have them (its HTTP retries
+included) except where a test says otherwise."""
 
 from __future__ import annotations
 
 import json
 import os
-import signal
 import subprocess
 import sys
 import time
+from collections.abc import Callable
 from pathlib import Path
 
-from conftest import free_port
+from conftest import free_port, start_mlflow_server, stop_mlflow_server
 
 PROBE = Path(__file__).with_name("backend_probe.py")
 CALLS = 40
-ENV = {
-    **os.environ,
-    # The production path: export in the background, as MLflow does by default.
-    "MLFLOW_ENABLE_ASYNC_TRACE_LOGGING": "true",
-    # Keep the probe's exit (MLflow flushes its queue then) short; the calls never wait on it.
-    "MLFLOW_HTTP_REQUEST_TIMEOUT": "2",
-    "MLFLOW_HTTP_REQUEST_MAX_RETRIES": "0",
-    "TRACER_STRICT": "0",
-}
+ENV = {**os.environ, "TRACER_STRICT": "0"}
 
 
-def run_probe(uri: str, signal_file: Path | None = None, act: object = None) -> dict:
+def run_probe(
+    uri: str,
+    signal_file: Path | None = None,
+    act: Callable[[], None] | None = None,
+    back: Callable[[], None] | None = None,
+    **env: str,
+) -> dict:
+    """Run the probe against ``uri``; ``act`` breaks the backend after half the calls and
+    ``back`` (if given) brings it back once the probe has flushed."""
     args = [sys.executable, str(PROBE), uri, str(CALLS)]
     if signal_file is not None:
         signal_file.write_text("")
         args += ["--signal-file", str(signal_file)]
-    probe = subprocess.Popen(args, env=ENV, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
-    if signal_file is not None:
-        deadline = time.monotonic() + 120
-        while signal_file.read_text() != "half":
+    probe = subprocess.Popen(
+        args, env={**ENV, **env}, stdout=subprocess.PIPE, stderr=subprocess.PIPE
+    )
+
+    def wait_for(word: str) -> None:
+        deadline = time.monotonic() + 180
+        while signal_file.read_text() != word:  # type: ignore[union-attr]
             assert probe.poll() is None, probe.stderr.read().decode()[-3000:]  # type: ignore[union-attr]
-            assert time.monotonic() < deadline
+            assert time.monotonic() < deadline, word
             time.sleep(0.05)
-        act()  # type: ignore[operator]
+
+    if signal_file is not None:
+        wait_for("half")
+        act()  # type: ignore[misc]
         signal_file.write_text("go")
+        wait_for("flushed")
+        if back is not None:
+            back()
+        signal_file.write_text("back" if back is not None else "done")
     out, err = probe.communicate(timeout=300)
     assert probe.returncode == 0, err.decode()[-3000:]
     result = json.loads(out.decode().strip().splitlines()[-1])
-    # Everything the probe and its export process printed, e.g. MLflow's export warnings.
+    # Everything the probe and its export process printed.
     result["stderr"] = err.decode()
     return result
 
 
 def assert_unharmed(result: dict) -> None:
     assert result["calls"] == CALLS
-    # Generous: background export must not make calls measurably slower.
+    # Generous for a shared machine: the calls never wait on the backend.
     assert result["traced_ms"] <= 3 * result["bare_ms"] + 5, result
-    # Once per kind of failure, not once per call.
-    assert len(result["warnings"]) <= 3, result["warnings"]
-    assert result["stderr"].count("Failed to send trace") <= 1, result["stderr"][-3000:]
+    # Each kind of warning once (MLflow's, the HTTP library's retries, the tracer's), not once
+    # per call or per trace.
+    kinds = [line.split(":")[0] + ":" + line.split(":")[1][:40] for line in result["warnings"]]
+    assert len(kinds) == len(set(kinds)), result["warnings"]
+    assert result["stderr"].count("Retrying (Retry(") <= 1, result["stderr"][-3000:]
 
 
 def test_nothing_listens_at_the_tracking_uri() -> None:
-    result = run_probe(f"http://127.0.0.1:{free_port()}")
+    """The usual production set-up, `MLFLOW_EXPERIMENT_ID` and a tracking server, with the
+    server down: MLflow would check the experiment on the caller's thread first, for about
+    four minutes of retries (autolog does); the tracer's first call does not wait."""
+    result = run_probe(f"http://127.0.0.1:{free_port()}", MLFLOW_EXPERIMENT_ID="1")
     assert_unharmed(result)
-    assert result["stderr"].count("Failed to send trace") == 1, result["stderr"][-3000:]
+    assert result["first_traced_ms"] < 2000 + 3 * result["first_bare_ms"], result
+    assert result["flushed"] is False  # not written, and said so
+    lost = [w for w in result["warnings"] if "not written" in w or "unreachable" in w]
+    assert lost, result["warnings"]
+    # At exit the last attempt fails too, and the count of lost traces is reported.
+    assert f"{CALLS + 1} trace(s) were not written" in result["stderr"], result["stderr"][-3000:]
 
 
-def test_mlflow_server_stopped_mid_run(
-    mlflow_server: tuple[subprocess.Popen[bytes], str], tmp_path: Path
-) -> None:
-    process, url = mlflow_server
-
-    def stop() -> None:
-        os.killpg(process.pid, signal.SIGKILL)
-        process.wait(timeout=30)
-
-    result = run_probe(url, tmp_path / "signal", stop)
+def test_mlflow_server_stopped_mid_run(tmp_path: Path) -> None:
+    port = free_port()
+    server = start_mlflow_server(tmp_path, port)
+    try:
+        result = run_probe(
+            f"http://127.0.0.1:{port}", tmp_path / "signal", lambda: stop_mlflow_server(server)
+        )
+    finally:
+        stop_mlflow_server(server)
     assert_unharmed(result)
-    assert result["stderr"].count("Failed to send trace") == 1, result["stderr"][-3000:]
+    assert result["flushed"] is False
+    # The first half (and the warm-up call) were written before the server went away.
+    assert result["stats"]["written"] == CALLS // 2 + 1
 
 
-def test_mlflow_server_paused_mid_run(
-    mlflow_server: tuple[subprocess.Popen[bytes], str], tmp_path: Path
-) -> None:
-    process, url = mlflow_server
-    result = run_probe(url, tmp_path / "signal", lambda: os.killpg(process.pid, signal.SIGSTOP))
+def test_mlflow_server_stopped_and_started_again(tmp_path: Path) -> None:
+    """Traces recorded while the server is down wait, and are written when it is back."""
+    port = free_port()
+    servers = [start_mlflow_server(tmp_path, port)]
+    try:
+        result = run_probe(
+            f"http://127.0.0.1:{port}",
+            tmp_path / "signal",
+            lambda: stop_mlflow_server(servers[0]),
+            lambda: servers.append(start_mlflow_server(tmp_path, port)),
+        )
+        names = read_span_names(f"http://127.0.0.1:{port}")
+    finally:
+        for server in servers:
+            stop_mlflow_server(server)
     assert_unharmed(result)
-    os.killpg(process.pid, signal.SIGCONT)
+    assert result["flushed"] is False  # while it was down
+    assert result["written_after_restart"] is True
+    assert result["stats"]["written"] == CALLS + 1
+    assert result["stats"]["failed"] == result["stats"]["dropped"] == 0
+    assert names == ["chat gpt-4o-mini"] * (CALLS + 1)
+
+
+def test_mlflow_server_paused_mid_run(tmp_path: Path) -> None:
+    port = free_port()
+    server = start_mlflow_server(tmp_path, port)
+    try:
+        result = run_probe(
+            f"http://127.0.0.1:{port}",
+            tmp_path / "signal",
+            lambda: os.killpg(server.pid, 19),  # SIGSTOP
+            # A paused server answers nothing: MLflow's request time-out decides how long
+            # each attempt of the export process takes.
+            MLFLOW_HTTP_REQUEST_TIMEOUT="2",
+        )
+        os.killpg(server.pid, 18)  # SIGCONT
+        names = read_span_names(f"http://127.0.0.1:{port}")
+    finally:
+        stop_mlflow_server(server)
+    assert_unharmed(result)
     # Traces sent before the pause were stored by the real server, read back through its API.
-    names = read_span_names(url)
-    assert len(names) >= CALLS // 2
+    assert len(names) >= CALLS // 2 + 1
     assert set(names) == {"chat gpt-4o-mini"}
 
 

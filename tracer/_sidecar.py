@@ -1,120 +1,326 @@
-"""The export process: reads finished traces (one JSON document per line) from standard input
-and writes them to the MLflow tracking store with MLflow's own exporter, so the SQL statements
-and HTTP requests of export cost the traced application nothing. One line of acknowledgement
-per trace goes to standard output. Started by :mod:`tracer.export`; not for direct use.
+"""The export process: writes traces to MLflow's tracking store for :mod:`tracer.export`.
 
-Traces that arrive while a batch is being written are written together: their spans go to the
-store in one ``log_spans`` call per experiment (one transaction for a SQL store, one request
-for a tracking server), which costs about a third less per trace than one call each.
+Not for direct use, and self-contained on purpose (the standard library and MLflow only): it is
+started by file path, so importing it loads neither the tracer package nor httpx or pydantic.
+
+Protocol, one JSON document per line. From the application on standard input:
+
+- ``{"op": "env", "env": {...}}``: the application's environment from now on (credentials
+  rotated, variables set in code after this process started);
+- ``{"op": "spans", "id": N, "uri": ..., "workspace": ..., "experiment_id": ..., "spans": [...]}``
+  and ``{"op": "trace", "id": N, "uri": ..., "workspace": ..., "trace": {...}}``: the two
+  writes of MLflow's exporter (``_log_spans`` and ``_log_trace``), each naming the tracking URI
+  and workspace it is for, as MLflow would have written it at that moment;
+- ``{"op": "flush", "token": T, "final": bool}``: answer once everything before it is done.
+
+Back on standard output: ``{"ok": [N, ...]}``, ``{"failed": [[N, reason], ...]}`` and
+``{"flushed": T, "waiting": K}`` (K traces wait for the store). A write counts as done only when the store accepted it. A
+write the store rejects is tried once more, then reported failed. A write that finds the
+store unreachable (connection refused, time-out, 5xx, a locked database) waits, with the
+writes after it, and is tried again with back-off and at every flush; a final flush tries
+once more and reports what still cannot be written as failed.
 """
 
 from __future__ import annotations
 
 import contextlib
+import json
 import logging
 import os
 import queue
 import sys
 import threading
-from collections import defaultdict
+import time
+import warnings
+from collections import defaultdict, deque
 from typing import Any
 
-#: Most traces written in one batch.
 MAX_BATCH = 256
-_EOF = ""
+RETRY_FIRST = 0.5
+RETRY_MAX = 10.0
+#: MLflow's own HTTP retries (about four minutes of back-off) would hold every write behind
+#: an unreachable server; this process has its own retry loop instead.
+FORCED_ENV = {
+    "MLFLOW_ENABLE_ASYNC_TRACE_LOGGING": "false",
+    "MLFLOW_HTTP_REQUEST_MAX_RETRIES": "0",
+}
+_TRANSIENT_NAMES = {
+    "ConnectionError",
+    "ConnectTimeout",
+    "ReadTimeout",
+    "Timeout",
+    "MaxRetryError",
+    "NewConnectionError",
+    "ProtocolError",
+    "RemoteDisconnected",
+    "OperationalError",  # SQLAlchemy: a locked or unreachable database
+}
+_TRANSIENT_TEXT = (
+    "Max retries exceeded",
+    "Connection refused",
+    "Connection aborted",
+    "database is locked",
+    "timed out",
+    "TEMPORARILY_UNAVAILABLE",
+)
+_RETRY = object()
 
 
-def lowest_priority(pid: int = 0) -> None:
-    """Let process ``pid`` (0: this one) run only on CPU time nothing else wants, so the store
-    catches up while the application waits for the network. Linux's SCHED_IDLE gives way at
-    once to any other task that wakes up (nice 19 alone still delays the application's
-    wake-ups by a millisecond or so); elsewhere, nice 19."""
+def transient(exc: BaseException) -> bool:
+    """Whether ``exc`` says the store is unreachable for now (as opposed to rejecting the write)."""
+    seen: set[int] = set()
+    error: BaseException | None = exc
+    while error is not None and id(error) not in seen:
+        seen.add(id(error))
+        if type(error).__name__ in _TRANSIENT_NAMES:
+            return True
+        status = getattr(error, "get_http_status_code", lambda: None)()
+        if status in (408, 429, 500, 502, 503, 504):
+            return True
+        text = str(error)
+        if any(marker in text for marker in _TRANSIENT_TEXT):
+            return True
+        error = error.__cause__ or error.__context__
+    return False
+
+
+def describe(exc: BaseException) -> str:
+    return f"{type(exc).__name__}: {exc}"[:400]
+
+
+class Store:
+    """MLflow's write path, as ``MlflowV3SpanExporter._log_spans`` / ``_log_trace`` take it,
+    except that failures are raised (MLflow's exporter logs and forgets them)."""
+
+    def __init__(self) -> None:
+        from mlflow.entities import Span, Trace
+        from mlflow.tracing.client import TracingClient
+        from mlflow.tracing.constant import SpansLocation, TraceTagKey
+        from mlflow.tracing.utils import add_size_stats_to_trace_metadata
+
+        self._span, self._trace, self._client_class = Span, Trace, TracingClient
+        self._tracking_store = SpansLocation.TRACKING_STORE.value
+        self._spans_location = TraceTagKey.SPANS_LOCATION
+        self._size_stats = add_size_stats_to_trace_metadata
+        self._clients: dict[str, Any] = {}
+        self._no_log_spans: set[str] = set()
+
+    def client(self, uri: str) -> Any:
+        """MLflow's tracing client for ``uri`` (its store connects when it is made)."""
+        client = self._clients.get(uri)
+        if client is None:
+            client = self._clients[uri] = self._client_class(uri)
+        return client
+
+    @staticmethod
+    def _workspace(name: str | None) -> Any:
+        if not name:
+            return contextlib.nullcontext()
+        from mlflow.utils.workspace_context import ServerWorkspaceContext
+
+        return ServerWorkspaceContext(name)
+
+    def log_spans(self, uri: str, workspace: str | None, experiment_id: str, spans: list) -> None:
+        if uri in self._no_log_spans:
+            return  # the trace's data goes to the artifact store with the trace instead
+        built = [self._span.from_dict(span) for span in spans]
+        with self._workspace(workspace):
+            try:
+                self.client(uri).log_spans(experiment_id, built)
+            except NotImplementedError:
+                self._no_log_spans.add(uri)
+            except Exception as exc:
+                if "REST OTLP span logging is not supported" in str(exc):
+                    self._no_log_spans.add(uri)
+                else:
+                    raise
+
+    def log_trace(self, uri: str, workspace: str | None, data: dict) -> None:
+        trace = self._trace.from_dict(data)
+        client = self.client(uri)
+        with self._workspace(workspace):
+            self._size_stats(trace)
+            info = client.start_trace(trace.info)
+            if info.tags.get(self._spans_location) != self._tracking_store:
+                client._upload_trace_data(info, trace.data)
+
+
+def write(store: Store, messages: list[dict]) -> tuple[list[int], list[list[Any]], list[dict]]:
+    """Write ``messages`` in order: the spans first, in one store call per tracking URI,
+    workspace and experiment, then the traces. Returns the ids written, the ids that failed
+    with their reasons, and the messages to try again later (their store is unreachable)."""
+    ok: list[int] = []
+    failed: list[list[Any]] = []
+    later: list[dict] = []
+    down: set[str] = set()
+
+    def attempt(message: dict, action: Any) -> None:
+        for last_try in (False, True):
+            try:
+                action()
+            except Exception as exc:
+                if transient(exc):
+                    down.add(message["uri"])
+                    later.append(message)
+                    return
+                if last_try:
+                    failed.append([message["id"], describe(exc)])
+                    return
+            else:
+                ok.append(message["id"])
+                return
+
+    groups: dict[tuple[str, str | None, str], list[dict]] = defaultdict(list)
+    for message in messages:
+        if message["op"] == "spans":
+            key = (message["uri"], message.get("workspace"), message["experiment_id"])
+            groups[key].append(message)
+    for (uri, workspace, experiment_id), group in groups.items():
+        if uri in down:
+            later.extend(group)
+            continue
+        try:
+            spans = [span for message in group for span in message["spans"]]
+            store.log_spans(uri, workspace, experiment_id, spans)
+        except Exception as exc:
+            if transient(exc):
+                down.add(uri)
+                later.extend(group)
+                continue
+            for message in group:  # one at a time: only a bad one fails
+                if message["uri"] in down:
+                    later.append(message)
+                    continue
+                attempt(
+                    message,
+                    lambda m=message: store.log_spans(
+                        m["uri"], m.get("workspace"), m["experiment_id"], m["spans"]
+                    ),
+                )
+        else:
+            ok.extend(message["id"] for message in group)
+    for message in messages:
+        if message["op"] != "trace":
+            continue
+        if message["uri"] in down:
+            later.append(message)
+            continue
+        attempt(
+            message,
+            lambda m=message: store.log_trace(m["uri"], m.get("workspace"), m["trace"]),
+        )
+    return ok, failed, later
+
+
+def skip_unreachable_catalog() -> None:
+    """MLflow prices each LLM span as it stores it, with a model catalog fetched from
+    ``MLFLOW_MODEL_CATALOG_URI`` (three attempts with back-off, 7.6 s when it cannot be
+    reached), falling back to the prices bundled with MLflow. One quick request tells whether
+    the catalog can be reached; if not, MLflow is pointed at its bundled prices at once (the
+    ones it would have fallen back to), so no write waits for retries that cannot succeed."""
+    import urllib.request
+
+    from mlflow.environment_variables import MLFLOW_MODEL_CATALOG_URI
+
+    base = MLFLOW_MODEL_CATALOG_URI.get()
+    if not base or not base.startswith(("http://", "https://")):
+        return
     try:
-        os.sched_setscheduler(pid, os.SCHED_IDLE, os.sched_param(0))  # type: ignore[attr-defined,unused-ignore]
-    except (AttributeError, OSError):
-        with contextlib.suppress(AttributeError, OSError):
-            os.setpriority(os.PRIO_PROCESS, pid, 19)
+        request = urllib.request.Request(f"{base.rstrip('/')}/openai.json", method="HEAD")
+        with urllib.request.urlopen(request, timeout=2):
+            return
+    except Exception:
+        FORCED_ENV["MLFLOW_MODEL_CATALOG_URI"] = ""
+        os.environ["MLFLOW_MODEL_CATALOG_URI"] = ""
+
+
+def apply_env(env: dict[str, str]) -> None:
+    os.environ.clear()
+    os.environ.update(env)
+    os.environ.update(FORCED_ENV)
 
 
 def main() -> None:
-    """Export every trace read from standard input until it closes."""
-    lowest_priority()  # also set by the parent at once; here for any other starter
-    from mlflow.entities import Trace
-    from mlflow.tracing.export.mlflow_v3 import MlflowV3SpanExporter
+    """Write every trace read from standard input until it closes."""
+    logging.disable(logging.CRITICAL)  # failures go back to the application, which reports them
+    warnings.simplefilter("ignore")
+    os.environ.update(FORCED_ENV)
+    inbox: queue.Queue[Any] = queue.Queue()
 
-    import tracer.spans  # noqa: F401  (MLflow's per-trace warnings, once per kind)
+    def read() -> None:
+        for line in sys.stdin.buffer:
+            if line.strip():
+                inbox.put(json.loads(line))
+        inbox.put(None)
 
-    logger = logging.getLogger("tracer")
-    exporter = MlflowV3SpanExporter()
-    lines: queue.Queue[str] = queue.Queue()
-    ack_lock = threading.Lock()
+    threading.Thread(target=read, name="tracer-export-read", daemon=True).start()
+    out = sys.stdout
 
-    def ack(count: int) -> None:
-        with ack_lock:
-            sys.stdout.write("1\n" * count)
-            sys.stdout.flush()
+    def send(message: dict) -> None:
+        out.write(json.dumps(message) + "\n")
+        out.flush()
 
-    def failed(exc: Exception) -> None:
-        logger.warning("tracer: could not export a trace: %s: %s", type(exc).__name__, exc)
-
-    def write(batch: list[str]) -> None:
-        traces: list[Any] = []
-        for line in batch:
+    store = Store()
+    for uri in sys.argv[1:]:  # the tracking URI in use when it was started: connect now
+        with contextlib.suppress(Exception):
+            store.client(uri)
+    skip_unreachable_catalog()
+    send({"ready": True})
+    waiting: deque[dict] = deque()
+    retry_at = 0.0
+    backoff = RETRY_FIRST
+    finished = False
+    while not finished:
+        timeout = max(0.0, retry_at - time.monotonic()) if waiting else None
+        try:
+            first = inbox.get(timeout=timeout)
+        except queue.Empty:
+            first = _RETRY
+        received = [first]
+        while len(received) < MAX_BATCH:
             try:
-                traces.append(Trace.from_json(line))
-            except Exception as exc:
-                failed(exc)
-        if exporter._store_supports_log_spans:
-            by_experiment: dict[str, list[Any]] = defaultdict(list)
-            for trace in traces:
-                by_experiment[trace.info.experiment_id or ""].append(trace)
-            for experiment_id, group in by_experiment.items():
-                try:
-                    exporter._log_spans(experiment_id, [s for t in group for s in t.data.spans])
-                except Exception:
-                    for trace in group:  # one trace at a time: only a bad one is lost
-                        try:
-                            exporter._log_spans(experiment_id, trace.data.spans)
-                        except Exception as exc:
-                            failed(exc)
-        for trace in traces:
-            try:
-                exporter._log_trace(trace, prompts=[])
-            except Exception as exc:
-                failed(exc)
-
-    def worker() -> None:
-        while True:
-            batch = [lines.get()]
-            while batch[-1] is not _EOF and len(batch) < MAX_BATCH:
-                try:
-                    batch.append(lines.get_nowait())
-                except queue.Empty:
-                    break
-            done = batch[-1] is _EOF
-            if done:
-                batch.pop()
-                lines.put(_EOF)  # for the other workers
-            if batch:
-                write(batch)
-                ack(len(batch))
-            if done:
-                return
-
-    # A local SQLite store takes one writer at a time; a tracking server is network-bound.
-    count = 1 if exporter._client.tracking_uri.startswith("sqlite") else 8
-    workers = [
-        threading.Thread(target=worker, name=f"tracer-export-{n}", daemon=True)
-        for n in range(count)
-    ]
-    for thread in workers:
-        thread.start()
-    for line in sys.stdin:
-        if line.strip():
-            lines.put(line)
-    lines.put(_EOF)
-    for thread in workers:
-        thread.join()
+                received.append(inbox.get_nowait())
+            except queue.Empty:
+                break
+        work: list[dict] = []
+        flushes: list[dict] = []
+        for message in received:
+            if message is None:
+                finished = True
+            elif message is _RETRY:
+                continue
+            elif message["op"] == "env":
+                apply_env(message["env"])
+            elif message["op"] == "flush":
+                flushes.append(message)
+            else:
+                work.append(message)
+        if waiting:
+            if first is _RETRY or flushes or finished:
+                work = [*waiting, *work]
+                waiting.clear()
+            else:  # the store is still unreachable: keep the order, try again at the timer
+                waiting.extend(work)
+                work = []
+        if work:
+            ok, failed, later = write(store, work)
+            if ok:
+                send({"ok": ok})
+            if failed:
+                send({"failed": failed})
+            waiting.extend(later)
+            if later:
+                retry_at = time.monotonic() + backoff
+                backoff = min(backoff * 2, RETRY_MAX)
+            else:
+                backoff = RETRY_FIRST
+        if waiting and (finished or any(f.get("final") for f in flushes)):
+            reason = "the tracking store was unreachable"
+            send({"failed": [[m["id"], reason] for m in waiting]})
+            waiting.clear()
+        for flush in flushes:
+            traces = sum(message["op"] == "trace" for message in waiting)
+            send({"flushed": flush["token"], "waiting": traces})
 
 
 if __name__ == "__main__":

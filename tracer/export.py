@@ -1,295 +1,668 @@
-"""Export off the caller's process: MLflow traces are written to the store by a child process.
+"""Where finished traces are written: MLflow decides everything, the export process only writes.
 
-Writing one trace to MLflow's store costs tens of milliseconds of CPU (dozens of SQL statements,
-or several HTTP requests to a tracking server). MLflow's asynchronous export moves that off the
-caller's thread but not off its process, so the application still pays it, and its background
-threads hold the GIL while the application streams. Here the finished trace is serialised once
-and handed through a pipe to a child process (:mod:`tracer._sidecar`) that runs MLflow's own
-exporter. ``mlflow.flush_trace_async_logging()`` waits for it as it waits for MLflow's queue.
+MLflow's exporter (``MlflowV3SpanExporter``) does all that a finished trace needs before it is
+written: the evaluation harness's bookkeeping and its synchronous writes, notebook display, the
+serving buffer, waiting for spans of background threads, prompts and attachments. Then, where
+MLflow exports asynchronously (its default), it puts the write itself on its queue as one of
+two tasks: ``_log_spans(experiment_id, spans, workspace)`` or ``_log_trace(trace, prompts,
+workspace)``. The tracer replaces only that queue, with a :class:`TaskRouter`:
 
-This replaces the exporter of MLflow's span processor (for every trace of the process, since a
-trace's spans are exported together) only where MLflow itself exports asynchronously to an
-MLflow tracking store; with ``MLFLOW_ENABLE_ASYNC_TRACE_LOGGING=false``, Databricks Unity
-Catalog or OTLP destinations, MLflow's exporter is left as it is. ``TRACER_EXPORT=mlflow``
-keeps MLflow's exporter everywhere; ``TRACER_EXPORT=none`` records spans but exports nothing
-(to measure instrumentation alone). If the child process cannot be started or dies, export
-falls back to MLflow's own exporter, with one warning.
+- a write it is sure of (one of those two tasks, of MLflow's own exporter class, to a SQL store
+  or an MLflow tracking server, with no prompts to link and no attachments) goes to the
+  :class:`ExportProcess`, one child process per application process that writes it with
+  MLflow's store client, so the SQL statements and HTTP requests cost the application nothing;
+- every other task goes to MLflow's own queue, unchanged.
+
+The export process is started at the first write, serves every tracking URI, workspace and
+experiment (each write names its own, as MLflow would have written it at that moment), sees
+the application's environment as it is when each batch is sent, exits when the application
+exits or after :data:`IDLE_EXIT_SECONDS` without work, and is started afresh in a forked child.
+``mlflow.flush_trace_async_logging()`` waits for it; :func:`flush` also says whether every
+trace was written. If it cannot be started, or stops three times, writes go back to MLflow's
+queue, with one warning.
+
+``TRACER_EXPORT`` chooses, once per process: ``process`` (the default, above), ``mlflow``
+(MLflow's queue for everything) or ``none`` (traces that consist of an LLM span the tracer
+recorded are not written at all; every other trace is).
 """
 
 from __future__ import annotations
 
 import atexit
+import contextlib
+import json
 import os
 import subprocess
 import sys
 import threading
 import time
-from collections.abc import Sequence
+from collections import deque
+from dataclasses import dataclass, field
 from typing import Any
 
-from opentelemetry.sdk.trace.export import SpanExportResult
+from tracer.config import ExportMode, _from_env
+from tracer.failsafe import logger, warn_once
 
-from tracer._sidecar import lowest_priority
-from tracer.failsafe import warn_once
+__all__ = ["ExportProcess", "TaskRouter", "flush", "install", "process_mode"]
 
-__all__ = ["install"]
-
-_install_lock = threading.Lock()
-#: Traces held in memory while the export process catches up (MLflow's own queue holds 1,000).
-MAX_PENDING = 1000
-#: How long a process waits at exit for its traces to be written.
+#: Writes (a trace is two: its spans and its info) held while the store is slow or unreachable;
+#: beyond this, new traces are dropped and counted.
+MAX_BUFFERED = 10_000
+#: Writes sent to the export process together, at most.
+BATCH_MAX = 256
+#: The export process exits after this long without work (it costs 150-250 MB while it
+#: lives, and a few seconds of CPU to start again).
+IDLE_EXIT_SECONDS = 300.0
+#: How long a process waits at exit, at most, for its traces to be written.
 EXIT_TIMEOUT = 30.0
-#: Finished traces gather this long (or until there are :data:`GATHER_MAX`, or a flush is
-#: asked for) before they are serialised and handed over together: fewer wake-ups of the
-#: export threads while the application works, and bigger batches for the store. (MLflow's
-#: own asynchronous export waits up to 5 seconds for a batch of 5 spans.)
-GATHER_SECONDS = 1.0
-GATHER_MAX = 256
+#: The export process runs on CPU time nothing else wants until this many writes wait; then
+#: at nice 10, and above the second figure at normal priority, so a saturated host slows
+#: export down but never starves it.
+PRIORITY_STEPS = (50, 200)
+_SIDECAR = os.path.join(os.path.dirname(os.path.abspath(__file__)), "_sidecar.py")
+_BOOT = "import runpy, sys; runpy.run_path(sys.argv[1], run_name='__main__')"
+_SQL_SCHEMES = {"sqlite", "postgresql", "postgres", "mysql", "mssql"}
+
+_mode: str | None = None
+_install_lock = threading.Lock()
 
 
-def _processor() -> Any:
-    from mlflow.tracing.provider import _get_span_processor
+def process_mode() -> str:
+    """The export mode of this process: ``TRACER_EXPORT``, read once."""
+    global _mode
+    if _mode is None:
+        _mode = _from_env("EXPORT", "process", ExportMode)
+    return _mode
 
-    return _get_span_processor()
 
-
-def install(mode: str) -> None:
-    """Put the configured exporter in MLflow's span processor, if it is not there yet."""
+def install(requested: str | None = None) -> None:
+    """Put a :class:`TaskRouter` in front of the current MLflow exporter's queue, if it is not
+    there yet. ``requested`` is a client's ``TracerConfig.export``: it cannot change the
+    process's mode, and a different value is warned about once."""
+    mode = process_mode()
+    if requested is not None and requested != mode:
+        warn_once(
+            ("export-mode", requested),
+            "tracer: TracerConfig(export=%r) is ignored: the export mode belongs to the process "
+            "(TRACER_EXPORT, here %r), since MLflow writes every trace of a process the same way",
+            requested,
+            mode,
+        )
     if mode == "mlflow":
         return
-    processor = _processor()
-    exporter = getattr(processor, "span_exporter", None)
-    if exporter is None or isinstance(exporter, (ProcessExporter, DiscardingExporter)):
-        return
     from mlflow.tracing.export.mlflow_v3 import MlflowV3SpanExporter
+    from mlflow.tracing.provider import _get_span_processor
 
-    if type(exporter) is not MlflowV3SpanExporter or not exporter._is_async_enabled:
+    exporter = getattr(_get_span_processor(), "span_exporter", None)
+    queue = getattr(exporter, "_async_queue", None)
+    if queue is None or isinstance(queue, TaskRouter):
         return
-    # MLflow batches spans in an OpenTelemetry BatchSpanProcessor by default; its worker
-    # thread holds its own reference to the exporter.
-    batch = getattr(processor, "_batch_delegate", None)
-    worker = getattr(batch, "_batch_processor", None) if batch is not None else None
-    if batch is not None and getattr(worker, "_exporter", None) is not exporter:
-        return
+    if type(exporter) is not MlflowV3SpanExporter:
+        return  # Databricks Unity Catalog, OTLP or any other destination: MLflow's alone
     with _install_lock:
-        if processor.span_exporter is exporter:
-            replacement = DiscardingExporter() if mode == "none" else ProcessExporter(exporter)
-            if worker is not None:
-                worker._exporter = replacement
-            processor.span_exporter = replacement
+        if exporter._async_queue is not queue:
+            return
+        router = exporter._async_queue = TaskRouter(exporter, queue, mode)
+    if router.sure and mode == "process":
+        export_process().start(router.uri)
 
 
-class DiscardingExporter:
-    """Drops every trace (``TRACER_EXPORT=none``): spans are built, nothing is written."""
-
-    def export(self, spans: Sequence[Any]) -> SpanExportResult:
-        from mlflow.tracing.trace_manager import InMemoryTraceManager
-
-        manager = InMemoryTraceManager.get_instance()
-        for span in spans:
-            if span._parent is None:
-                manager.pop_trace(span.context.trace_id)
-        return SpanExportResult.SUCCESS
-
-    def shutdown(self) -> None:
-        pass
-
-    def force_flush(self, timeout_millis: int = 30000) -> bool:
-        return True
+def _sure_of(uri: str) -> bool:
+    """Stores whose write the export process performs exactly as MLflow's exporter would."""
+    scheme = uri.partition(":")[0].split("+")[0].lower()
+    return scheme in _SQL_SCHEMES or scheme in ("http", "https")
 
 
-class _Flusher:
-    """What ``mlflow.flush_trace_async_logging()`` calls: ``flush(terminate=...)``."""
+def _recorded_by_tracer(span: Any) -> bool:
+    """A trace's root span that the tracer recorded (such a trace has no other span)."""
+    return span.parent_id is None and span.get_attribute("tracer.api") is not None
 
-    def __init__(self, exporter: ProcessExporter) -> None:
+
+@dataclass(eq=False)
+class Write:
+    """One of MLflow's write tasks, taken over; ``task`` and ``queue`` are its way back."""
+
+    kind: str  # "spans" or "trace"
+    uri: str
+    workspace: str | None
+    task: Any
+    queue: Any
+    experiment_id: str | None = None
+    spans: list[Any] = field(default_factory=list)
+    trace: Any = None
+
+    def message(self, number: int) -> dict[str, Any]:
+        base = {"op": self.kind, "id": number, "uri": self.uri, "workspace": self.workspace}
+        if self.kind == "spans":
+            return {
+                **base,
+                "experiment_id": self.experiment_id,
+                "spans": [span.to_dict() for span in self.spans],
+            }
+        return {**base, "trace": self.trace.to_dict()}
+
+    def fall_back(self) -> None:
+        """Give the task back to MLflow's own queue."""
+        self.queue.put(self.task)
+
+
+class TaskRouter:
+    """Stands in for MLflow's asynchronous queue on one exporter (``put`` and ``flush``, all
+    MLflow calls of it): writes it is sure of go to the export process, the rest to MLflow's
+    queue."""
+
+    def __init__(self, exporter: Any, mlflow_queue: Any, mode: str) -> None:
+        from mlflow.tracing.export.mlflow_v3 import MlflowV3SpanExporter
+
         self._exporter = exporter
+        self._mlflow_queue = mlflow_queue
+        self._mode = mode
+        self.uri = exporter._client.tracking_uri
+        self.sure = _sure_of(self.uri)
+        self._log_spans = MlflowV3SpanExporter._log_spans
+        self._log_trace = MlflowV3SpanExporter._log_trace
+
+    def put(self, task: Any) -> None:
+        """Take ``task`` if it is a write this router is sure of; otherwise hand it on."""
+        try:
+            write = self._take(task)
+        except Exception as exc:
+            warn_once(
+                ("export-take", type(exc).__name__),
+                "tracer: MLflow's export task could not be read (%s: %s); MLflow writes it",
+                type(exc).__name__,
+                exc,
+            )
+            write = None
+        if write is None:
+            self._mlflow_queue.put(task)
+        elif write is not _DISCARD:
+            export_process().submit(write)
+
+    def _take(self, task: Any) -> Write | object | None:
+        handler = getattr(task, "handler", None)
+        if not self.sure or getattr(handler, "__self__", None) is not self._exporter:
+            return None
+        function = getattr(handler, "__func__", None)
+        args = tuple(task.args)
+        workspace = args[2] if len(args) > 2 else None
+        if function is self._log_spans and len(args) in (2, 3):
+            spans = list(args[1])
+            if self._mode == "none":
+                spans = [span for span in spans if not _recorded_by_tracer(span)]
+                if not spans:
+                    return _DISCARD
+            return Write("spans", self.uri, workspace, task, self._mlflow_queue, args[0], spans)
+        if function is self._log_trace and len(args) in (2, 3):
+            trace, prompts = args[0], args[1]
+            if prompts or any(span._attachments for span in trace.data.spans):
+                return None  # more to write than spans and info: MLflow's exporter does it
+            if self._mode == "none" and any(map(_recorded_by_tracer, trace.data.spans)):
+                return _DISCARD
+            return Write("trace", self.uri, workspace, task, self._mlflow_queue, trace=trace)
+        return None
 
     def flush(self, terminate: bool = False) -> None:
-        self._exporter.flush()
-        # Traces exported in this process after a fallback sit in MLflow's own queue.
-        inner_queue = getattr(self._exporter._inner, "_async_queue", None)
-        if inner_queue is not None:
-            inner_queue.flush(terminate=terminate)
+        """What ``mlflow.flush_trace_async_logging()`` calls: both queues drain."""
+        export_process().flush()
+        self._mlflow_queue.flush(terminate=terminate)
 
-
-class ProcessExporter:
-    """Hands finished traces to the export process; falls back to MLflow's exporter."""
-
-    def __init__(self, inner: Any) -> None:
-        self._inner = inner
-        self._async_queue = _Flusher(self)
-        self._lock = threading.Condition()
-        self._process: subprocess.Popen[str] | None = None
-        self._pid = 0
-        self._sent = 0
-        self._acked = 0
-        self._broken = False
-        self._pending: list[Any] = []
-        self._flushing = 0  # callers of flush() waiting now
-        self._deferred: list[Any] = []
-        self._writer: threading.Thread | None = None
-        atexit.register(self.flush, EXIT_TIMEOUT)
-
-    # --- the SpanExporter interface --------------------------------------------------------
-
-    def export(self, spans: Sequence[Any]) -> SpanExportResult:
-        # Whole traces are written when their root span ends, never span by span.
-        from mlflow.tracing.trace_manager import InMemoryTraceManager
-
-        manager = InMemoryTraceManager.get_instance()
-        with self._lock:  # MLflow may export from several threads when it does not batch
-            roots = [s for s in spans if s._parent is None] + self._deferred
-            deferred = [r for r in roots if manager.has_open_spans(r.context.trace_id)]
-            self._deferred = deferred
-        for root in roots:
-            if root in deferred:
-                continue  # spans of background threads are still running: next time
-            held = manager.pop_trace(root.context.trace_id)
-            if held is None:
-                continue
-            trace = held.trace
-            if self._broken or held.prompts or any(span._attachments for span in trace.data.spans):
-                # More than spans and info to write: MLflow's exporter, in this process.
-                self._export_here(trace, held.prompts)
-            else:
-                self._enqueue(trace)
-        return SpanExportResult.SUCCESS
-
-    def _export_here(self, trace: Any, prompts: Sequence[Any] = ()) -> None:
-        """Export ``trace`` with MLflow's exporter, on MLflow's own background queue."""
-        from mlflow.tracing.export.async_export_queue import Task
-
-        self._inner._async_queue.put(
-            task=Task(
-                handler=self._write_here,
-                args=(trace, prompts),
-                error_msg="Failed to log trace to the trace server.",
-            )
-        )
-
-    def _write_here(self, trace: Any, prompts: Sequence[Any]) -> None:
-        inner = self._inner
-        if inner._store_supports_log_spans:
-            inner._log_spans(trace.info.experiment_id, trace.data.spans)
-        inner._log_trace(trace, prompts=prompts)
-
-    def shutdown(self) -> None:
-        self.flush()
-
-    def force_flush(self, timeout_millis: int = 30000) -> bool:
-        return self.flush(timeout_millis / 1000)
-
-    # --- the pipe --------------------------------------------------------------------------
-
-    def _enqueue(self, trace: Any) -> None:
-        with self._lock:
-            stale = self._process is None or self._pid != os.getpid()
-            if stale and not self._spawn():
-                self._fallback(trace, "could not start the export process")
-                return
-            if len(self._pending) >= MAX_PENDING:
-                warn_once(
-                    ("export-backlog",),
-                    "tracer: the trace store is slower than the traced calls; traces beyond "
-                    "%d waiting ones are dropped",
-                    MAX_PENDING,
-                )
-                return
-            self._pending.append(trace)
-            self._sent += 1
-            if len(self._pending) in (1, GATHER_MAX):  # the writer waits for these two
-                self._lock.notify_all()
-
-    def _spawn(self) -> bool:
-        env = {
-            **os.environ,
-            "MLFLOW_TRACKING_URI": self._inner._client.tracking_uri,
-            "MLFLOW_ENABLE_ASYNC_TRACE_LOGGING": "false",
-        }
-        try:
-            self._process = subprocess.Popen(
-                [sys.executable, "-m", "tracer._sidecar"],
-                stdin=subprocess.PIPE,
-                stdout=subprocess.PIPE,
-                env=env,
-                text=True,
-                bufsize=1,
-            )
-        except OSError:
-            return False
-        # At once, so that even the export process's start-up (importing MLflow) does not
-        # compete with the application.
-        lowest_priority(self._process.pid)
-        self._pid = os.getpid()
-        self._sent = self._acked = 0
-        self._writer = threading.Thread(target=self._write, name="tracer-export", daemon=True)
-        self._writer.start()
-        threading.Thread(target=self._read_acks, name="tracer-export-acks", daemon=True).start()
+    def is_active(self) -> bool:
+        """Always ready (MLflow's queue asks this of itself)."""
         return True
 
-    def _write(self) -> None:
-        process = self._process
-        assert process is not None and process.stdin is not None
-        while True:
-            with self._lock:
-                while not self._pending:
-                    self._lock.wait()
-                deadline = time.monotonic() + GATHER_SECONDS
-                while len(self._pending) < GATHER_MAX and not self._flushing:
-                    remaining = deadline - time.monotonic()
-                    if remaining <= 0:
-                        break
-                    self._lock.wait(remaining)
-                batch, self._pending = self._pending, []
-            try:
-                process.stdin.write("".join(t.to_json() + "\n" for t in batch))
-                process.stdin.flush()
-            except (OSError, ValueError):
-                self._break(batch)
-                return
 
-    def _read_acks(self) -> None:
-        process = self._process
-        assert process is not None and process.stdout is not None
-        for _ in process.stdout:
-            with self._lock:
-                self._acked += 1
-                self._lock.notify_all()
-        self._break([])
+_DISCARD = object()
 
-    def _break(self, unsent: list[Any]) -> None:
+
+@dataclass(eq=False)
+class _Flush:
+    token: int
+    final: bool
+
+
+class ExportProcess:
+    """The application's one export process, its pipe and what is in flight.
+
+    A writer thread sends batches (with the environment when it changed) and retires the
+    process when idle; a reader thread takes the answers. Written, failed and dropped traces
+    are counted; :meth:`flush` reports any that were not written.
+    """
+
+    def __init__(self) -> None:
+        self._lock = threading.Condition()
+        self._reset()
+        # The lock is held across a fork, so the child never copies it mid-change.
+        os.register_at_fork(
+            before=lambda: self._lock.acquire(),
+            after_in_parent=lambda: self._lock.release(),
+            after_in_child=self._after_fork_in_child,
+        )
+
+    def _reset(self) -> None:
+        self._process: subprocess.Popen[bytes] | None = None
+        self._to_child = self._from_child = -1
+        self._pending: deque[Write | _Flush] = deque()
+        self._inflight: dict[int, Write] = {}
+        self._number = 0
+        self._flushed: dict[int, int] = {}
+        self._written = self._failed = self._dropped = self._reported = 0
+        self._reasons: list[str] = []
+        self._deaths = 0
+        self._broken = False
+        self._env: dict[str, str] | None = None
+        self._writer: threading.Thread | None = None
+        self._idle_since = time.monotonic()
+        self._priority = -1
+        self._exiting = False
+        self._spawned_at = 0.0
+        self._warm_uri = ""
+        self._ready_after: float | None = None
+
+    def _after_fork_in_child(self) -> None:
+        # The parent's pipes, threads and traces stay the parent's: the child starts clean
+        # and starts its own export process when it first writes.
+        for fd in (self._to_child, self._from_child):
+            if fd >= 0:
+                with contextlib.suppress(OSError):
+                    os.close(fd)
+        if self._process is not None:
+            self._process.returncode = 0  # not ours to wait for
+        self._lock = threading.Condition()
+        self._reset()
+        # multiprocessing ends its workers with os._exit, after its own finalizers only (which
+        # it clears in a new worker, before it runs its after-fork hooks).
+        multiprocessing_util = sys.modules.get("multiprocessing.util")
+        if multiprocessing_util is not None:
+            multiprocessing_util.register_after_fork(self, ExportProcess._close_with_worker)
+
+    @staticmethod
+    def _close_with_worker(export_process: ExportProcess) -> None:
+        from multiprocessing.util import Finalize
+
+        Finalize(None, export_process.close, exitpriority=10)
+
+    # --- the application's side --------------------------------------------------------
+
+    def submit(self, write: Write) -> None:
+        """Queue ``write`` for the export process (never blocks on it)."""
         with self._lock:
             if self._broken:
+                fall_back = True
+            elif len(self._pending) + len(self._inflight) >= MAX_BUFFERED:
+                fall_back = False
+                if write.kind == "trace":
+                    self._dropped += 1
+                warn_once(
+                    ("export-full",),
+                    "tracer: %d writes are waiting for the trace store (slow or unreachable); "
+                    "new traces are dropped until it catches up (tracer.flush() reports how "
+                    "many)",
+                    MAX_BUFFERED,
+                )
                 return
-            self._broken = True
-            unsent = unsent + self._pending
-            self._pending = []
-            self._lock.notify_all()
-        warn_once(
-            ("export-process",),
-            "tracer: the trace export process stopped; exporting in this process from now on",
-        )
-        for trace in unsent:
-            self._fallback(trace, None)
+            else:
+                fall_back = False
+                self._pending.append(write)
+                self._start_writer()
+                self._lock.notify_all()
+            process, backlog = self._process, len(self._pending) + len(self._inflight)
+        if fall_back:
+            write.fall_back()
+        elif process is not None:
+            self._set_priority(process, backlog)  # rises at once when the export falls behind
 
-    def _fallback(self, trace: Any, reason: str | None) -> None:
-        if reason:
-            warn_once(("export-fallback", reason), "tracer: %s; exporting in this process", reason)
-        self._broken = True
-        self._export_here(trace)
-
-    def flush(self, timeout: float = 60.0) -> bool:
-        """Wait until the export process has written every trace handed to it."""
+    def flush(self, timeout: float | None = None) -> bool:
+        """Wait until every write handed over so far is done; ``True`` if every trace was
+        written. A store that is unreachable is tried once more, not waited for: its traces
+        stay buffered (and are written when it is back), and this returns ``False``."""
+        final = self._exiting
+        if timeout is None:
+            timeout = EXIT_TIMEOUT if final else 60.0
         deadline = time.monotonic() + timeout
+        waiting = 0
+        timed_out = False
         with self._lock:
-            self._flushing += 1
-            self._lock.notify_all()  # the writer hands over what it gathered at once
-            try:
-                while self._acked < self._sent and not self._broken:
+            if self._writer is not None and not self._broken:
+                self._number += 1
+                token = self._number
+                self._pending.append(_Flush(token, final))
+                self._lock.notify_all()
+                while token not in self._flushed:
                     remaining = deadline - time.monotonic()
-                    if remaining <= 0:
-                        return False
+                    if self._broken or remaining <= 0:
+                        timed_out = not self._broken
+                        break
                     self._lock.wait(remaining)
-            finally:
-                self._flushing -= 1
+                waiting = self._flushed.pop(token, 0)
+            return self._report(waiting, timed_out)
+
+    def _report(self, waiting: int, timed_out: bool) -> bool:
+        lost = self._failed + self._dropped
+        if lost > self._reported:
+            logger.warning(
+                "tracer: %d trace(s) were not written to the tracking store (%d dropped while "
+                "the store was slow or unreachable, %d failed%s)",
+                lost - self._reported,
+                self._dropped,
+                self._failed,
+                f": {self._reasons[0]}" if self._reasons else "",
+            )
+            self._reported = lost
+            return False
+        if waiting:
+            warn_once(
+                ("export-waiting",),
+                "tracer: the tracking store is unreachable; %d trace(s) wait and will be "
+                "written when it is back",
+                waiting,
+            )
+            return False
+        if timed_out:
+            warn_once(("export-timeout",), "tracer: the trace store has not caught up yet")
+            return False
         return True
+
+    # --- the writer thread ----------------------------------------------------------------
+
+    def _write_loop(self) -> None:
+        try:
+            self._write_batches()
+        except Exception as exc:  # a tracer bug: MLflow writes from now on, nothing is lost
+            warn_once(
+                ("export-writer", type(exc).__name__),
+                "tracer: internal error in the export writer (%s: %s); MLflow writes traces in "
+                "this process from now on",
+                type(exc).__name__,
+                exc,
+                exc_info=True,
+            )
+            with self._lock:
+                self._broken = True
+                self._give_back()
+
+    def _write_batches(self) -> None:
+        while True:
+            with self._lock:
+                if self._process is None and not self._broken and self._number == 0:
+                    self._spawn()  # the first start: ahead of the first write
+                while not self._pending:
+                    idle = time.monotonic() - self._idle_since
+                    if self._process is not None and not self._inflight:
+                        if idle >= IDLE_EXIT_SECONDS:
+                            self._retire()
+                            continue
+                        self._lock.wait(IDLE_EXIT_SECONDS - idle)
+                    else:
+                        self._lock.wait()
+                if self._broken:
+                    self._give_back()
+                    continue
+                process = self._process
+                if process is None:
+                    process = self._spawn()
+                    if process is None:
+                        continue
+                batch: list[tuple[int, Write | _Flush]] = []
+                while self._pending and len(batch) < BATCH_MAX:
+                    item = self._pending.popleft()
+                    if isinstance(item, _Flush):
+                        batch.append((item.token, item))
+                        continue
+                    self._number += 1
+                    self._inflight[self._number] = item
+                    batch.append((self._number, item))
+                backlog = len(self._pending) + len(self._inflight)
+                environment = dict(os.environ)
+                send_env = environment != self._env
+                self._env = environment
+            self._set_priority(process, backlog)  # first: a full pipe blocks the send
+            self._send(process, batch, environment if send_env else None)
+
+    def _send(
+        self,
+        process: subprocess.Popen[bytes],
+        batch: list[tuple[int, Write | _Flush]],
+        environment: dict[str, str] | None,
+    ) -> None:
+        lines: list[str] = []
+        if environment is not None:
+            lines.append(json.dumps({"op": "env", "env": environment}))
+        from mlflow.tracing.utils import TraceJSONEncoder
+
+        for number, item in batch:
+            if isinstance(item, _Flush):
+                lines.append(json.dumps({"op": "flush", "token": number, "final": item.final}))
+                continue
+            try:
+                lines.append(json.dumps(item.message(number), cls=TraceJSONEncoder))
+            except Exception as exc:  # a trace MLflow itself could not serialise either
+                self._resolve(failed=[[number, f"{type(exc).__name__}: {exc}"]])
+        data = ("\n".join(lines) + "\n").encode()
+        try:
+            while data:
+                data = data[os.write(self._to_child, data) :]
+        except OSError:
+            pass  # the process died: the reader thread sees it and sends everything again
+
+    def _spawn(self) -> subprocess.Popen[bytes] | None:
+        """Start the export process (lock held)."""
+        try:
+            child_stdin, to_child = os.pipe()
+            from_child, child_stdout = os.pipe()
+            try:
+                process = subprocess.Popen(
+                    [sys.executable, "-c", _BOOT, _SIDECAR, self._warm_uri],
+                    stdin=child_stdin,
+                    stdout=child_stdout,
+                    env={**os.environ, "PYTHONUNBUFFERED": "1"},
+                )
+            except OSError:
+                os.close(to_child)
+                os.close(from_child)
+                raise
+            finally:
+                os.close(child_stdin)
+                os.close(child_stdout)
+        except OSError as exc:
+            warn_once(
+                ("export-spawn",),
+                "tracer: could not start the export process (%s); MLflow writes traces in this "
+                "process",
+                exc,
+            )
+            self._broken = True
+            self._give_back()
+            return None
+        self._process, self._to_child, self._from_child = process, to_child, from_child
+        self._env = dict(os.environ)
+        self._priority = -1
+        self._spawned_at, self._ready_after = time.monotonic(), None
+        self._set_priority(process, 0)  # at once: its start-up competes with nothing
+        threading.Thread(
+            target=self._read_loop,
+            args=(process, from_child),
+            name="tracer-export-read",
+            daemon=True,
+        ).start()
+        return process
+
+    def _retire(self) -> None:
+        """End an idle export process (lock held): it sees end of input and exits."""
+        with contextlib.suppress(OSError):
+            os.close(self._to_child)
+        self._process, self._to_child = None, -1
+        self._idle_since = time.monotonic()
+
+    def _give_back(self) -> None:
+        """Hand everything pending back to MLflow's queue (lock held)."""
+        items, self._pending = list(self._pending), deque()
+        items += list(self._inflight.values())
+        self._inflight.clear()
+        for item in items:
+            if isinstance(item, _Flush):
+                self._flushed[item.token] = 0
+            else:
+                item.fall_back()
+        self._lock.notify_all()
+
+    @staticmethod
+    def _priority_level(backlog: int) -> int:
+        return sum(backlog > step for step in PRIORITY_STEPS)
+
+    def _set_priority(self, process: subprocess.Popen[bytes], backlog: int) -> None:
+        level = self._priority_level(backlog)
+        if level == self._priority:
+            return
+        self._priority = level
+        # Linux schedules threads, not processes: each of the export process's threads.
+        try:
+            threads = [int(tid) for tid in os.listdir(f"/proc/{process.pid}/task")]
+        except (OSError, ValueError):
+            threads = [process.pid]
+        for thread in threads:
+            with contextlib.suppress(AttributeError, OSError):
+                policy = os.SCHED_IDLE if level == 0 else os.SCHED_OTHER  # type: ignore[attr-defined,unused-ignore]
+                os.sched_setscheduler(thread, policy, os.sched_param(0))  # type: ignore[attr-defined,unused-ignore]
+            with contextlib.suppress(AttributeError, OSError):
+                os.setpriority(os.PRIO_PROCESS, thread, (19, 10, 0)[level])
+
+    # --- the reader thread ----------------------------------------------------------------
+
+    def _read_loop(self, process: subprocess.Popen[bytes], fd: int) -> None:
+        with open(fd, "rb", closefd=True) as answers:
+            for line in answers:
+                try:
+                    message = json.loads(line)
+                except ValueError:
+                    continue
+                if message.get("ready"):
+                    self._ready_after = time.monotonic() - self._spawned_at
+                self._resolve(
+                    ok=message.get("ok", ()),
+                    failed=message.get("failed", ()),
+                    flushed=message.get("flushed"),
+                    waiting=message.get("waiting", 0),
+                )
+        process.wait()
+        with self._lock:
+            if self._process is not process:
+                return  # retired, or replaced after a fork
+            self._process, self._to_child = None, -1
+            self._deaths += 1
+            # What it had not answered is sent again, in order, to the next one.
+            for number in sorted(self._inflight, reverse=True):
+                self._pending.appendleft(self._inflight.pop(number))
+            if self._deaths >= 3:
+                warn_once(
+                    ("export-died",),
+                    "tracer: the export process stopped %d times; MLflow writes traces in this "
+                    "process from now on",
+                    self._deaths,
+                )
+                self._broken = True
+                self._give_back()
+            else:
+                warn_once(
+                    ("export-restart",),
+                    "tracer: the export process stopped (exit status %s); starting a new one",
+                    process.returncode,
+                )
+            self._lock.notify_all()
+
+    def _resolve(
+        self,
+        ok: Any = (),
+        failed: Any = (),
+        flushed: int | None = None,
+        waiting: int = 0,
+    ) -> None:
+        with self._lock:
+            for number in ok:
+                write = self._inflight.pop(number, None)
+                if write is not None and write.kind == "trace":
+                    self._written += 1
+            for number, reason in failed:
+                write = self._inflight.pop(number, None)
+                if write is not None and write.kind == "trace":
+                    self._failed += 1
+                    if len(self._reasons) < 3:
+                        self._reasons.append(reason)
+            if ok or failed:
+                self._deaths = 0
+                self._idle_since = time.monotonic()
+            if flushed is not None:
+                self._flushed[flushed] = waiting
+            self._lock.notify_all()
+
+    def start(self, uri: str) -> None:
+        """Start the export process now (in the background), connected to ``uri``, so that
+        its start-up overlaps the application's work instead of delaying the first write."""
+        with self._lock:
+            self._warm_uri = uri
+            self._start_writer()
+            self._lock.notify_all()
+
+    def _start_writer(self) -> None:
+        if self._writer is None and not self._broken:
+            self._writer = threading.Thread(
+                target=self._write_loop, name="tracer-export", daemon=True
+            )
+            self._writer.start()
+
+    def stats(self) -> dict[str, int]:
+        """Traces written, failed and dropped so far, and writes in flight (for tests and
+        diagnostics)."""
+        with self._lock:
+            return {
+                "written": self._written,
+                "failed": self._failed,
+                "dropped": self._dropped,
+                "in_flight": len(self._pending) + len(self._inflight),
+                "pid": self._process.pid if self._process is not None else 0,
+                "ready_after_ms": round(self._ready_after * 1000)
+                if self._ready_after is not None
+                else -1,
+            }
+
+    def close(self) -> None:
+        """At exit: everything MLflow still holds is exported and written, then the export
+        process ends (it exits when its input closes)."""
+        self._exiting = True
+        with contextlib.suppress(Exception):
+            import mlflow
+
+            mlflow.flush_trace_async_logging()  # hands over what MLflow still gathers
+        if self._writer is None:
+            return
+        self.flush()
+        with self._lock:
+            if self._process is not None:
+                self._retire()  # it exits on its own; nothing is left for it to write
+
+
+_export_process: ExportProcess | None = None
+_singleton_lock = threading.Lock()
+
+
+def export_process() -> ExportProcess:
+    """The process's one :class:`ExportProcess`."""
+    global _export_process
+    if _export_process is None:
+        with _singleton_lock:
+            if _export_process is None:
+                _export_process = ExportProcess()
+                atexit.register(_export_process.close)
+    return _export_process
+
+
+def flush(timeout: float = 60.0) -> bool:
+    """Write every finished trace now: MLflow's queues and the export process. Returns
+    ``True`` if every trace the export process was given has been written; otherwise logs
+    (once per loss) how many were not, and returns ``False``."""
+    import mlflow
+
+    mlflow.flush_trace_async_logging()
+    if _export_process is None:
+        return True
+    return _export_process.flush(timeout)

@@ -19,9 +19,7 @@ import contextlib
 import contextvars
 import importlib.util
 import json
-import logging
 import os
-import threading
 import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
@@ -32,8 +30,10 @@ from mlflow.entities import LiveSpan, SpanEvent, SpanStatus, SpanStatusCode
 from mlflow.tracing import set_span_chat_tools
 from mlflow.tracking._tracking_service.utils import is_tracking_uri_set
 
-from tracer import export
+from tracer import _mlflow_logs, export
 from tracer.failsafe import warn_once
+
+_mlflow_logs.install()
 
 __all__ = [
     "SpanRecord",
@@ -41,53 +41,10 @@ __all__ = [
     "finish",
     "listening",
     "ready",
+    "settle_autolog",
     "start",
     "traceparent",
 ]
-
-#: MLflow's loggers that report a failed export or span once per trace.
-_MLFLOW_LOGGERS = (
-    "mlflow.tracing.export.mlflow_v3",
-    "mlflow.tracing.export.async_export_queue",
-    "mlflow.tracing.export.utils",
-    "mlflow.tracing.export.uc_table",
-    "mlflow.tracing.processor.base_mlflow",
-    "mlflow.tracing.client",
-    "mlflow.tracing.fluent",
-    "mlflow.tracing.provider",
-    "mlflow.tracing.trace_manager",
-    "mlflow.tracing.utils",
-)
-
-
-class _OncePerKind(logging.Filter):
-    """Lets the first warning of each kind through; later ones are demoted to debug level.
-
-    With an unreachable tracking server MLflow warns once per trace; a tracer that records
-    every LLM call must not turn that into a warning per call.
-    """
-
-    def __init__(self) -> None:
-        super().__init__()
-        self._seen: set[tuple[str, str]] = set()
-        self._lock = threading.Lock()
-
-    def filter(self, record: logging.LogRecord) -> bool:
-        if record.levelno < logging.WARNING:
-            return True
-        key = (record.name, str(record.msg)[:60])
-        with self._lock:
-            first = key not in self._seen
-            self._seen.add(key)
-        if first:
-            return True
-        record.levelno, record.levelname = logging.DEBUG, "DEBUG"
-        return logging.getLogger(record.name).isEnabledFor(logging.DEBUG)
-
-
-_ONCE = _OncePerKind()
-for _name in _MLFLOW_LOGGERS:
-    logging.getLogger(_name).addFilter(_ONCE)
 
 _LOCAL_STORE_AVAILABLE = all(
     importlib.util.find_spec(module) is not None for module in ("sqlalchemy", "sqlparse")
@@ -194,20 +151,64 @@ def listening(callback: Callable[[SpanRecord], None], *, mlflow: bool = True) ->
         _to_mlflow = previous
 
 
-def _lightweight_experiment() -> str | None:
-    """The experiment of a new trace, where the lightweight mlflow-tracing package cannot work
-    it out itself (it fails on ``MLFLOW_EXPERIMENT_NAME`` / ``MLFLOW_EXPERIMENT_ID`` or nothing
-    set, unless ``mlflow.set_experiment`` was called); ``None`` leaves it to MLflow."""
+def _root_experiment() -> str | None:
+    """The experiment of a new trace, where working it out would cost MLflow a look-up on the
+    tracking server; ``None`` leaves it to MLflow.
+
+    With ``MLFLOW_EXPERIMENT_ID`` set and no experiment, run or destination chosen in code,
+    MLflow first asks the server whether that experiment exists: a round trip on the caller's
+    thread for every trace, and about four minutes of retries when the server is down. The id
+    is used as given instead; a wrong one is reported when the trace is written. The
+    lightweight mlflow-tracing package cannot work out ``MLFLOW_EXPERIMENT_NAME`` /
+    ``MLFLOW_EXPERIMENT_ID`` or nothing set at all without ``mlflow.set_experiment``; the name
+    is set as the variable asks, and the default experiment is ``"0"``.
+    """
+    from mlflow.tracing.provider import _MLFLOW_TRACE_USER_DESTINATION
     from mlflow.tracking import fluent
     from mlflow.version import IS_TRACING_SDK_ONLY
 
-    if not IS_TRACING_SDK_ONLY or fluent._active_experiment_id:
+    if fluent._active_experiment_id or _MLFLOW_TRACE_USER_DESTINATION.get() is not None:
         return None
     name = os.environ.get("MLFLOW_EXPERIMENT_NAME")
     if name:
-        mlflow.set_experiment(name)  # what the variable asks for; it works in this package
+        if IS_TRACING_SDK_ONLY:
+            mlflow.set_experiment(name)  # what the variable asks for; it works in this package
         return None
-    return os.environ.get("MLFLOW_EXPERIMENT_ID") or "0"
+    if not IS_TRACING_SDK_ONLY and fluent._get_latest_active_run() is not None:
+        return None
+    return os.environ.get("MLFLOW_EXPERIMENT_ID") or ("0" if IS_TRACING_SDK_ONLY else None)
+
+
+#: MLflow autolog flavors whose SDK calls the tracer records from the wire.
+WIRE_FLAVORS = ("openai", "anthropic")
+_autolog_settled = False
+
+
+def settle_autolog() -> None:
+    """Keep MLflow's autolog for the SDKs the tracer records off, unless the user chose it.
+
+    ``mlflow.genai.evaluate()`` switches on the autolog of every flavor the user has not
+    configured, for the evaluation's duration; with the tracer in place each LLM call would be
+    recorded twice, and the row's trace would be autolog's span while the tracer's became a
+    trace of its own. A flavor the user has not configured is marked off with MLflow's own
+    switch (``mlflow.openai.autolog(disable=True)``); one the user configured, on or off, is
+    left as it is, so an explicit ``mlflow.openai.autolog()`` still wins.
+    """
+    global _autolog_settled
+    if _autolog_settled:
+        return
+    _autolog_settled = True
+    try:
+        from mlflow.utils.autologging_utils import AUTOLOGGING_INTEGRATIONS, get_autolog_function
+    except ImportError:  # the lightweight package has no autolog
+        return
+    for flavor in WIRE_FLAVORS:
+        if flavor in AUTOLOGGING_INTEGRATIONS:
+            continue
+        with contextlib.suppress(Exception):
+            autolog = get_autolog_function(flavor)
+            if autolog is not None:
+                autolog(disable=True, silent=True)
 
 
 def active_parent() -> LiveSpan | None:
@@ -256,7 +257,7 @@ def _start(
         inputs=inputs,
         attributes=attributes,
         start_time_ns=start_time_ns,
-        experiment_id=_lightweight_experiment() if parent is None else None,
+        experiment_id=_root_experiment() if parent is None else None,
     )
     export.install(export_mode)
     return span

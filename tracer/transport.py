@@ -175,6 +175,8 @@ class SyncTracing:
     def __init__(self, transport: Any = None, config: TracerConfig | None = None) -> None:
         self.transport = transport if transport is not None else self.default_transport()
         self.config = config if config is not None else TracerConfig()
+        if self.config.enabled:
+            spans.settle_autolog()
 
     def handle_request(self, request: Any) -> Any:
         """Send ``request`` through the wrapped transport, recording it if it is an LLM call."""
@@ -203,6 +205,8 @@ class AsyncTracing:
     def __init__(self, transport: Any = None, config: TracerConfig | None = None) -> None:
         self.transport = transport if transport is not None else self.default_transport()
         self.config = config if config is not None else TracerConfig()
+        if self.config.enabled:
+            spans.settle_autolog()
 
     async def handle_async_request(self, request: Any) -> Any:
         """Send ``request`` through the wrapped transport, recording it if it is an LLM call."""
