@@ -407,3 +407,109 @@ def test_export_layer_sits_below_spans() -> None:
             m for m in imported_modules(ROOT / f"{module.replace('.', '/')}.py") if "spans" in m
         }
     assert not {m for m in imported_modules(ROOT / "tracer/_sidecar.py") if "tracer" in m}
+
+
+def test_a_rejected_write_is_counted(tmp_path: Path) -> None:
+    """The tracking server refuses every write (HTTP 400 with MLflow's error body): each is
+    tried once more, then counted; flush() says so, once, with the server's reason; the call
+    itself is unharmed."""
+    report, stderr = run(
+        tmp_path,
+        """
+        import threading
+        from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+        attempts = []
+
+        class Refuse(BaseHTTPRequestHandler):
+            def do_POST(self):
+                self.rfile.read(int(self.headers.get("content-length", 0)))
+                attempts.append(self.path)
+                body = b'{"error_code": "INVALID_PARAMETER_VALUE", "message": "refused by test"}'
+                self.send_response(400)
+                self.send_header("content-type", "application/json")
+                self.send_header("content-length", str(len(body)))
+                self.end_headers()
+                self.wfile.write(body)
+
+            def log_message(self, *args):
+                pass
+
+        store = ThreadingHTTPServer(("127.0.0.1", 0), Refuse)
+        threading.Thread(target=store.serve_forever, daemon=True).start()
+        mlflow.set_tracking_uri(f"http://127.0.0.1:{store.server_address[1]}")
+        with DevServer() as server:
+            client = OpenAI(base_url=server.base_url, api_key="k", http_client=TracedClient())
+            answer = ask(client, "refused")
+            ok = export.flush()
+            again = export.flush()
+            stats = export.export_process().stats()
+        report(answer=answer, ok=ok, again=again, stats=stats,
+               trace_attempts=sum("/traces" in path and "spans" not in path
+                                  for path in attempts))
+        """,
+        MLFLOW_EXPERIMENT_ID="1",
+    )
+    assert report["answer"] == "REFUSED"
+    assert report["ok"] is False
+    assert report["again"] is True  # nothing new was lost since
+    assert report["stats"]["failed"] == 1 and report["stats"]["written"] == 0
+    assert report["trace_attempts"] == 2  # tried once more
+    lost = [line for line in tracer_lines(stderr) if "not written" in line]
+    assert len(lost) == 1 and "refused by test" in lost[0], stderr[-3000:]
+
+
+def test_idle_export_process_exits_and_comes_back(tmp_path: Path) -> None:
+    report, _ = run(
+        tmp_path,
+        """
+        export.IDLE_EXIT_SECONDS = 1.0
+        mlflow.set_experiment("idle")
+        with DevServer() as server:
+            client = OpenAI(base_url=server.base_url, api_key="k", http_client=TracedClient())
+            ask(client, "before the pause")
+            assert export.flush()
+            first = export.export_process().stats()["pid"]
+            deadline = time.monotonic() + 30
+            while export_processes() and time.monotonic() < deadline:
+                time.sleep(0.05)
+            gone = export_processes() == []
+            ask(client, "after the pause")
+            ok = export.flush()
+            second = export.export_process().stats()["pid"]
+        report(gone=gone, ok=ok, first=first, second=second, traces=stored("idle"))
+        """,
+    )
+    assert report["gone"] is True and report["ok"] is True
+    assert report["second"] not in (0, report["first"])
+    assert report["traces"] == sorted([chat("before the pause"), chat("after the pause")])
+
+
+def test_beyond_the_buffer_traces_are_dropped_and_counted(tmp_path: Path) -> None:
+    report, stderr = run(
+        tmp_path,
+        """
+        import socket
+        with socket.socket() as sock:
+            sock.bind(("127.0.0.1", 0))
+            port = sock.getsockname()[1]
+        mlflow.set_tracking_uri(f"http://127.0.0.1:{port}")  # nothing listens there
+        export.MAX_BUFFERED = 20  # writes; a trace is two
+        from mlflow.tracing.provider import _get_span_processor
+        with DevServer() as server:
+            client = OpenAI(base_url=server.base_url, api_key="k", http_client=TracedClient())
+            answers = []
+            for i in range(30):
+                answers.append(ask(client, f"call {i}"))
+                _get_span_processor().force_flush()  # hand each over as it ends
+            ok = export.flush()
+            stats = export.export_process().stats()
+        report(answers=answers, ok=ok, stats=stats)
+        """,
+        MLFLOW_EXPERIMENT_ID="1",
+    )
+    assert report["answers"] == [f"CALL {i}" for i in range(30)]
+    assert report["ok"] is False
+    assert report["stats"]["dropped"] == 20  # 10 traces fit the buffer, the rest are counted
+    full = [line for line in tracer_lines(stderr) if "dropped until it catches up" in line]
+    assert len(full) == 1, stderr[-3000:]
+    assert "20 trace(s) were not written" in stderr

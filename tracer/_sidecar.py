@@ -13,12 +13,13 @@ Protocol, one JSON document per line. From the application on standard input:
   and workspace it is for, as MLflow would have written it at that moment;
 - ``{"op": "flush", "token": T, "final": bool}``: answer once everything before it is done.
 
-Back on standard output: ``{"ok": [N, ...]}``, ``{"failed": [[N, reason], ...]}`` and
-``{"flushed": T, "waiting": K}`` (K traces wait for the store). A write counts as done only when the store accepted it. A
-write the store rejects is tried once more, then reported failed. A write that finds the
-store unreachable (connection refused, time-out, 5xx, a locked database) waits, with the
-writes after it, and is tried again with back-off and at every flush; a final flush tries
-once more and reports what still cannot be written as failed.
+Back on standard output: ``{"ready": true}`` once started, ``{"ok": [N, ...]}``,
+``{"failed": [[N, reason], ...]}`` and ``{"flushed": T, "waiting": K}`` (K traces wait for the
+store). A write counts as done only when the store accepted it. A write the store rejects is
+tried once more, then reported failed. A write that finds the store unreachable (connection
+refused, time-out, 5xx, a locked database) waits, with the writes after it, and is tried again
+with back-off and at every flush; a final flush tries once more and reports what still cannot
+be written as failed.
 """
 
 from __future__ import annotations
@@ -36,6 +37,8 @@ from collections import defaultdict, deque
 from typing import Any
 
 MAX_BATCH = 256
+#: Writes between two answers (the application sees progress, or its absence).
+ACK_EVERY = 32
 RETRY_FIRST = 0.5
 RETRY_MAX = 10.0
 #: MLflow's own HTTP retries (about four minutes of back-off) would hold every write behind
@@ -302,12 +305,18 @@ def main() -> None:
             else:  # the store is still unreachable: keep the order, try again at the timer
                 waiting.extend(work)
                 work = []
-        if work:
-            ok, failed, later = write(store, work)
+        later: list[dict] = []
+        for start in range(0, len(work), ACK_EVERY):  # answers as it goes: progress shows
+            chunk = work[start : start + ACK_EVERY]
+            if later:  # the store is unreachable: the rest waits too, in order
+                later.extend(chunk)
+                continue
+            ok, failed, later = write(store, chunk)
             if ok:
                 send({"ok": ok})
             if failed:
                 send({"failed": failed})
+        if work:
             waiting.extend(later)
             if later:
                 retry_at = time.monotonic() + backoff

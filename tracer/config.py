@@ -129,10 +129,12 @@ class TracerConfig(BaseModel):
     )
     export: ExportMode = Field(
         default_factory=lambda: _from_env("EXPORT", "process", ExportMode),
-        description="TRACER_EXPORT: where traces are written to MLflow's store. `process` "
-        "(default): by a child process, so export costs the application nothing (only where "
-        "MLflow itself exports asynchronously); `mlflow`: by MLflow's own exporter in this "
-        "process; `none`: not at all (spans are built, for measuring instrumentation alone).",
+        description="TRACER_EXPORT: who writes finished traces to MLflow's store, for the "
+        "whole process (read once; a client with another value is ignored with a warning). "
+        "`process` (default): one export process per application process takes over the writes "
+        "of MLflow's asynchronous exporter, so they cost the application nothing; `mlflow`: "
+        "MLflow's own exporter in this process; `none`: traces that are one LLM call the "
+        "tracer recorded are not written (for measuring instrumentation alone).",
     )
     strict: bool = Field(
         default_factory=lambda: _from_env("STRICT", False, bool),

@@ -55,10 +55,14 @@ BATCH_MAX = 256
 IDLE_EXIT_SECONDS = 300.0
 #: How long a process waits at exit, at most, for its traces to be written.
 EXIT_TIMEOUT = 30.0
-#: The export process runs on CPU time nothing else wants until this many writes wait; then
-#: at nice 10, and above the second figure at normal priority, so a saturated host slows
+#: The export process runs on CPU time nothing else wants (it waits for the network mostly,
+#: and then the application's work comes first). When it has made no progress for this long
+#: with writes waiting (a saturated host leaves it no idle CPU time), its priority rises a
+#: step, to nice 10 and then to normal; while a flush waits for it, it runs at normal
+#: priority; with nothing left to write it goes back to idle. A saturated host thus slows
 #: export down but never starves it.
-PRIORITY_STEPS = (50, 200)
+STALL_SECONDS = 1.0
+_NICE = (19, 10, 0)
 _SIDECAR = os.path.join(os.path.dirname(os.path.abspath(__file__)), "_sidecar.py")
 _BOOT = "import runpy, sys; runpy.run_path(sys.argv[1], run_name='__main__')"
 _SQL_SCHEMES = {"sqlite", "postgresql", "postgres", "mysql", "mssql"}
@@ -247,6 +251,7 @@ class ExportProcess:
         self._number = 0
         self._flushed: dict[int, int] = {}
         self._written = self._failed = self._dropped = self._reported = 0
+        self._losses_taken = 0
         self._reasons: list[str] = []
         self._deaths = 0
         self._broken = False
@@ -254,6 +259,8 @@ class ExportProcess:
         self._writer: threading.Thread | None = None
         self._idle_since = time.monotonic()
         self._priority = -1
+        self._progress_at = time.monotonic()
+        self._flushing = 0
         self._exiting = False
         self._spawned_at = 0.0
         self._warm_uri = ""
@@ -306,11 +313,9 @@ class ExportProcess:
                 self._pending.append(write)
                 self._start_writer()
                 self._lock.notify_all()
-            process, backlog = self._process, len(self._pending) + len(self._inflight)
+            self._adjust_priority()
         if fall_back:
             write.fall_back()
-        elif process is not None:
-            self._set_priority(process, backlog)  # rises at once when the export falls behind
 
     def flush(self, timeout: float | None = None) -> bool:
         """Wait until every write handed over so far is done; ``True`` if every trace was
@@ -327,13 +332,18 @@ class ExportProcess:
                 self._number += 1
                 token = self._number
                 self._pending.append(_Flush(token, final))
+                self._flushing += 1
+                self._adjust_priority()  # someone waits: normal priority
                 self._lock.notify_all()
-                while token not in self._flushed:
-                    remaining = deadline - time.monotonic()
-                    if self._broken or remaining <= 0:
-                        timed_out = not self._broken
-                        break
-                    self._lock.wait(remaining)
+                try:
+                    while token not in self._flushed:
+                        remaining = deadline - time.monotonic()
+                        if self._broken or remaining <= 0:
+                            timed_out = not self._broken
+                            break
+                        self._lock.wait(remaining)
+                finally:
+                    self._flushing -= 1
                 waiting = self._flushed.pop(token, 0)
             return self._report(waiting, timed_out)
 
@@ -388,7 +398,10 @@ class ExportProcess:
                     self._spawn()  # the first start: ahead of the first write
                 while not self._pending:
                     idle = time.monotonic() - self._idle_since
-                    if self._process is not None and not self._inflight:
+                    if self._process is not None and self._inflight:
+                        self._lock.wait(STALL_SECONDS)  # then see whether it is starved
+                        self._adjust_priority()
+                    elif self._process is not None:
                         if idle >= IDLE_EXIT_SECONDS:
                             self._retire()
                             continue
@@ -412,11 +425,10 @@ class ExportProcess:
                     self._number += 1
                     self._inflight[self._number] = item
                     batch.append((self._number, item))
-                backlog = len(self._pending) + len(self._inflight)
+                self._adjust_priority()  # before the send: a full pipe blocks it
                 environment = dict(os.environ)
                 send_env = environment != self._env
                 self._env = environment
-            self._set_priority(process, backlog)  # first: a full pipe blocks the send
             self._send(process, batch, environment if send_env else None)
 
     def _send(
@@ -478,7 +490,8 @@ class ExportProcess:
         self._env = dict(os.environ)
         self._priority = -1
         self._spawned_at, self._ready_after = time.monotonic(), None
-        self._set_priority(process, 0)  # at once: its start-up competes with nothing
+        self._progress_at = self._spawned_at
+        self._adjust_priority()  # at once: its start-up competes with nothing
         threading.Thread(
             target=self._read_loop,
             args=(process, from_child),
@@ -506,26 +519,35 @@ class ExportProcess:
                 item.fall_back()
         self._lock.notify_all()
 
-    @staticmethod
-    def _priority_level(backlog: int) -> int:
-        return sum(backlog > step for step in PRIORITY_STEPS)
-
-    def _set_priority(self, process: subprocess.Popen[bytes], backlog: int) -> None:
-        level = self._priority_level(backlog)
+    def _adjust_priority(self) -> None:
+        """Set the export process's priority for the moment (lock held); see
+        :data:`STALL_SECONDS`."""
+        if self._process is None:
+            return
+        now = time.monotonic()
+        level = max(self._priority, 0)
+        if not self._pending and not self._inflight:
+            level = 0
+        elif self._flushing:
+            level = 2
+        elif now - self._progress_at > STALL_SECONDS:
+            level = min(level + 1, 2)
+            self._progress_at = now  # the next step after another stalled while
         if level == self._priority:
             return
         self._priority = level
         # Linux schedules threads, not processes: each of the export process's threads.
+        pid = self._process.pid
         try:
-            threads = [int(tid) for tid in os.listdir(f"/proc/{process.pid}/task")]
+            threads = [int(tid) for tid in os.listdir(f"/proc/{pid}/task")]
         except (OSError, ValueError):
-            threads = [process.pid]
+            threads = [pid]
         for thread in threads:
             with contextlib.suppress(AttributeError, OSError):
                 policy = os.SCHED_IDLE if level == 0 else os.SCHED_OTHER  # type: ignore[attr-defined,unused-ignore]
                 os.sched_setscheduler(thread, policy, os.sched_param(0))  # type: ignore[attr-defined,unused-ignore]
             with contextlib.suppress(AttributeError, OSError):
-                os.setpriority(os.PRIO_PROCESS, thread, (19, 10, 0)[level])
+                os.setpriority(os.PRIO_PROCESS, thread, _NICE[level])
 
     # --- the reader thread ----------------------------------------------------------------
 
@@ -537,7 +559,9 @@ class ExportProcess:
                 except ValueError:
                     continue
                 if message.get("ready"):
-                    self._ready_after = time.monotonic() - self._spawned_at
+                    with self._lock:
+                        self._progress_at = time.monotonic()
+                        self._ready_after = self._progress_at - self._spawned_at
                 self._resolve(
                     ok=message.get("ok", ()),
                     failed=message.get("failed", ()),
@@ -590,7 +614,9 @@ class ExportProcess:
                         self._reasons.append(reason)
             if ok or failed:
                 self._deaths = 0
-                self._idle_since = time.monotonic()
+                self._idle_since = self._progress_at = time.monotonic()
+                if not self._pending and not self._inflight:
+                    self._adjust_priority()  # all done: back to idle
             if flushed is not None:
                 self._flushed[flushed] = waiting
             self._lock.notify_all()
@@ -609,6 +635,13 @@ class ExportProcess:
                 target=self._write_loop, name="tracer-export", daemon=True
             )
             self._writer.start()
+
+    def take_losses(self) -> int:
+        """Traces lost (failed or dropped) since the previous call."""
+        with self._lock:
+            lost = self._failed + self._dropped
+            new, self._losses_taken = lost - self._losses_taken, lost
+            return new
 
     def stats(self) -> dict[str, int]:
         """Traces written, failed and dropped so far, and writes in flight (for tests and
@@ -658,11 +691,12 @@ def export_process() -> ExportProcess:
 
 def flush(timeout: float = 60.0) -> bool:
     """Write every finished trace now: MLflow's queues and the export process. Returns
-    ``True`` if every trace the export process was given has been written; otherwise logs
-    (once per loss) how many were not, and returns ``False``."""
+    ``True`` if every trace handed to the export process since the previous call has been
+    written; otherwise ``False``, and how many were not is logged (once per loss)."""
     import mlflow
 
-    mlflow.flush_trace_async_logging()
-    if _export_process is None:
+    mlflow.flush_trace_async_logging()  # flushes the export process too, where it is in use
+    process = _export_process
+    if process is None:
         return True
-    return _export_process.flush(timeout)
+    return process.flush(timeout) and process.take_losses() == 0
