@@ -36,6 +36,8 @@ import warnings
 from collections import defaultdict, deque
 from typing import Any
 
+Message = dict[str, Any]
+
 MAX_BATCH = 256
 #: Writes between two answers (the application sees progress, or its absence).
 ACK_EVERY = 32
@@ -123,7 +125,9 @@ class Store:
 
         return ServerWorkspaceContext(name)
 
-    def log_spans(self, uri: str, workspace: str | None, experiment_id: str, spans: list) -> None:
+    def log_spans(
+        self, uri: str, workspace: str | None, experiment_id: str, spans: list[Message]
+    ) -> None:
         if uri in self._no_log_spans:
             return  # the trace's data goes to the artifact store with the trace instead
         built = [self._span.from_dict(span) for span in spans]
@@ -138,7 +142,7 @@ class Store:
                 else:
                     raise
 
-    def log_trace(self, uri: str, workspace: str | None, data: dict) -> None:
+    def log_trace(self, uri: str, workspace: str | None, data: Message) -> None:
         trace = self._trace.from_dict(data)
         client = self.client(uri)
         with self._workspace(workspace):
@@ -148,16 +152,18 @@ class Store:
                 client._upload_trace_data(info, trace.data)
 
 
-def write(store: Store, messages: list[dict]) -> tuple[list[int], list[list[Any]], list[dict]]:
+def write(
+    store: Store, messages: list[Message]
+) -> tuple[list[int], list[list[Any]], list[Message]]:
     """Write ``messages`` in order: the spans first, in one store call per tracking URI,
     workspace and experiment, then the traces. Returns the ids written, the ids that failed
     with their reasons, and the messages to try again later (their store is unreachable)."""
     ok: list[int] = []
     failed: list[list[Any]] = []
-    later: list[dict] = []
+    later: list[Message] = []
     down: set[str] = set()
 
-    def attempt(message: dict, action: Any) -> None:
+    def attempt(message: Message, action: Any) -> None:
         for last_try in (False, True):
             try:
                 action()
@@ -173,7 +179,7 @@ def write(store: Store, messages: list[dict]) -> tuple[list[int], list[list[Any]
                 ok.append(message["id"])
                 return
 
-    groups: dict[tuple[str, str | None, str], list[dict]] = defaultdict(list)
+    groups: dict[tuple[str, str | None, str], list[Message]] = defaultdict(list)
     for message in messages:
         if message["op"] == "spans":
             key = (message["uri"], message.get("workspace"), message["experiment_id"])
@@ -259,7 +265,7 @@ def main() -> None:
     threading.Thread(target=read, name="tracer-export-read", daemon=True).start()
     out = sys.stdout
 
-    def send(message: dict) -> None:
+    def send(message: Message) -> None:
         out.write(json.dumps(message) + "\n")
         out.flush()
 
@@ -269,7 +275,7 @@ def main() -> None:
             store.client(uri)
     skip_unreachable_catalog()
     send({"ready": True})
-    waiting: deque[dict] = deque()
+    waiting: deque[Message] = deque()
     retry_at = 0.0
     backoff = RETRY_FIRST
     finished = False
@@ -285,8 +291,8 @@ def main() -> None:
                 received.append(inbox.get_nowait())
             except queue.Empty:
                 break
-        work: list[dict] = []
-        flushes: list[dict] = []
+        work: list[Message] = []
+        flushes: list[Message] = []
         for message in received:
             if message is None:
                 finished = True
@@ -305,7 +311,7 @@ def main() -> None:
             else:  # the store is still unreachable: keep the order, try again at the timer
                 waiting.extend(work)
                 work = []
-        later: list[dict] = []
+        later: list[Message] = []
         for start in range(0, len(work), ACK_EVERY):  # answers as it goes: progress shows
             chunk = work[start : start + ACK_EVERY]
             if later:  # the store is unreachable: the rest waits too, in order

@@ -106,7 +106,8 @@ def install(requested: str | None = None) -> None:
     with _install_lock:
         if exporter._async_queue is not queue:
             return
-        router = exporter._async_queue = TaskRouter(exporter, queue, mode)
+        router = TaskRouter(exporter, queue, mode)
+        exporter._async_queue = router  # type: ignore[assignment]
     if router.sure and mode == "process":
         export_process().start(router.uri)
 
@@ -180,10 +181,12 @@ class TaskRouter:
             write = None
         if write is None:
             self._mlflow_queue.put(task)
-        elif write is not _DISCARD:
+        elif isinstance(write, Write):
             export_process().submit(write)
 
-    def _take(self, task: Any) -> Write | object | None:
+    def _take(self, task: Any) -> Write | str | None:
+        """The write ``task`` is, if this router is sure of it; :data:`_DISCARD` for a write
+        ``TRACER_EXPORT=none`` drops; ``None`` for a task MLflow's queue keeps."""
         handler = getattr(task, "handler", None)
         if not self.sure or getattr(handler, "__self__", None) is not self._exporter:
             return None
@@ -216,7 +219,7 @@ class TaskRouter:
         return True
 
 
-_DISCARD = object()
+_DISCARD = "discard"
 
 
 @dataclass(eq=False)
