@@ -513,3 +513,81 @@ def test_beyond_the_buffer_traces_are_dropped_and_counted(tmp_path: Path) -> Non
     full = [line for line in tracer_lines(stderr) if "dropped until it catches up" in line]
     assert len(full) == 1, stderr[-3000:]
     assert "20 trace(s) were not written" in stderr
+
+
+GUNICORN_APP = """
+import os
+
+import mlflow
+from openai import OpenAI
+
+from tracer import TracedClient
+
+mlflow.set_tracking_uri(os.environ["STORE"])
+mlflow.set_experiment("gunicorn")
+
+
+def ask(client, text):
+    reply = client.chat.completions.create(
+        model="gpt-4o-mini", messages=[{"role": "user", "content": text}],
+        extra_headers={"x-devserver-reply": text.upper()},
+    )
+    return reply.choices[0].message.content
+
+
+# The master traces a call while the app is preloaded, before it forks its workers (with a
+# client of its own: a connection pool must not be shared across a fork).
+with OpenAI(base_url=os.environ["LLM"], api_key="k", http_client=TracedClient()) as first:
+    ask(first, "preloaded")
+client = None
+
+
+def app(environ, start_response):
+    global client
+    if client is None:
+        client = OpenAI(base_url=os.environ["LLM"], api_key="k", http_client=TracedClient())
+    body = ask(client, environ["PATH_INFO"].strip("/")).encode()
+    start_response("200 OK", [("content-type", "text/plain")])
+    return [body]
+"""
+
+
+def test_gunicorn_preload(tmp_path: Path, server: Any) -> None:
+    """A pre-forking server (gunicorn --preload, 2 workers): every request's trace once, the
+    master's too, after a graceful stop."""
+    import signal
+
+    import httpx
+    import mlflow
+    from conftest import free_port
+
+    (tmp_path / "app.py").write_text(GUNICORN_APP)
+    port = free_port()
+    store = f"sqlite:///{tmp_path}/g.db"
+    command = [str(Path(sys.executable).with_name("gunicorn")), "--preload", "-w", "2"]
+    gunicorn = subprocess.Popen(
+        [*command, "-b", f"127.0.0.1:{port}", "--chdir", str(tmp_path), "app:app"],
+        env={**os.environ, "STORE": store, "LLM": server.base_url, "TRACER_STRICT": "0"},
+        stderr=subprocess.PIPE,
+    )
+    try:
+        deadline = time.monotonic() + 90
+        answers = []
+        for i in range(8):
+            while True:
+                try:
+                    answers.append(httpx.get(f"http://127.0.0.1:{port}/q{i}", timeout=30).text)
+                    break
+                except httpx.TransportError:
+                    assert gunicorn.poll() is None and time.monotonic() < deadline
+                    time.sleep(0.2)
+    finally:
+        gunicorn.send_signal(signal.SIGTERM)
+        _, stderr = gunicorn.communicate(timeout=120)
+    assert answers == [f"Q{i}" for i in range(8)]
+    client = mlflow.MlflowClient(tracking_uri=store)
+    experiment = client.get_experiment_by_name("gunicorn")
+    traces = client.search_traces(locations=[experiment.experiment_id], max_results=100)
+    questions = sorted(t.data.spans[0].inputs["messages"][0]["content"] for t in traces)
+    assert questions == sorted(["preloaded", *(f"q{i}" for i in range(8))])
+    assert "tracer:" not in stderr.decode(), stderr.decode()[-3000:]
