@@ -409,33 +409,41 @@ def test_export_layer_sits_below_spans() -> None:
     assert not {m for m in imported_modules(ROOT / "tracer/_sidecar.py") if "tracer" in m}
 
 
+REFUSING_STORE = """
+import threading
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+attempts = []
+
+
+class Refuse(BaseHTTPRequestHandler):
+    def do_POST(self):
+        self.rfile.read(int(self.headers.get("content-length", 0)))
+        attempts.append((self.path, self.headers.get("authorization")))
+        body = b'{"error_code": "INVALID_PARAMETER_VALUE", "message": "refused by test"}'
+        self.send_response(400)
+        self.send_header("content-type", "application/json")
+        self.send_header("content-length", str(len(body)))
+        self.end_headers()
+        self.wfile.write(body)
+
+    def log_message(self, *args):
+        pass
+
+
+store = ThreadingHTTPServer(("127.0.0.1", 0), Refuse)
+threading.Thread(target=store.serve_forever, daemon=True).start()
+"""
+
+
 def test_a_rejected_write_is_counted(tmp_path: Path) -> None:
     """The tracking server refuses every write (HTTP 400 with MLflow's error body): each is
     tried once more, then counted; flush() says so, once, with the server's reason; the call
     itself is unharmed."""
     report, stderr = run(
         tmp_path,
-        """
-        import threading
-        from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
-        attempts = []
-
-        class Refuse(BaseHTTPRequestHandler):
-            def do_POST(self):
-                self.rfile.read(int(self.headers.get("content-length", 0)))
-                attempts.append(self.path)
-                body = b'{"error_code": "INVALID_PARAMETER_VALUE", "message": "refused by test"}'
-                self.send_response(400)
-                self.send_header("content-type", "application/json")
-                self.send_header("content-length", str(len(body)))
-                self.end_headers()
-                self.wfile.write(body)
-
-            def log_message(self, *args):
-                pass
-
-        store = ThreadingHTTPServer(("127.0.0.1", 0), Refuse)
-        threading.Thread(target=store.serve_forever, daemon=True).start()
+        REFUSING_STORE
+        + textwrap.dedent(
+            """
         mlflow.set_tracking_uri(f"http://127.0.0.1:{store.server_address[1]}")
         with DevServer() as server:
             client = OpenAI(base_url=server.base_url, api_key="k", http_client=TracedClient())
@@ -445,8 +453,9 @@ def test_a_rejected_write_is_counted(tmp_path: Path) -> None:
             stats = export.export_process().stats()
         report(answer=answer, ok=ok, again=again, stats=stats,
                trace_attempts=sum("/traces" in path and "spans" not in path
-                                  for path in attempts))
-        """,
+                                  for path, _ in attempts))
+        """
+        ),
         MLFLOW_EXPERIMENT_ID="1",
     )
     assert report["answer"] == "REFUSED"
@@ -456,6 +465,30 @@ def test_a_rejected_write_is_counted(tmp_path: Path) -> None:
     assert report["trace_attempts"] == 2  # tried once more
     lost = [line for line in tracer_lines(stderr) if "not written" in line]
     assert len(lost) == 1 and "refused by test" in lost[0], stderr[-3000:]
+
+
+def test_the_export_process_sees_the_environment_as_it_is_now(tmp_path: Path) -> None:
+    """A credential rotated after the export process started is the one its writes carry."""
+    report, _ = run(
+        tmp_path,
+        REFUSING_STORE
+        + """
+mlflow.set_tracking_uri(f"http://127.0.0.1:{store.server_address[1]}")
+os.environ["MLFLOW_TRACKING_TOKEN"] = "first-token"
+with DevServer() as server:
+    client = OpenAI(base_url=server.base_url, api_key="k", http_client=TracedClient())
+    ask(client, "before")
+    export.flush()
+    seen_before = sorted({auth for _, auth in attempts})
+    os.environ["MLFLOW_TRACKING_TOKEN"] = "rotated-token"
+    ask(client, "after")
+    export.flush()
+report(before=seen_before, all=sorted({auth for _, auth in attempts}))
+""",
+        MLFLOW_EXPERIMENT_ID="1",
+    )
+    assert report["before"] == ["Bearer first-token"]
+    assert report["all"] == ["Bearer first-token", "Bearer rotated-token"]
 
 
 def test_idle_export_process_exits_and_comes_back(tmp_path: Path) -> None:

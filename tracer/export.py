@@ -331,7 +331,8 @@ class ExportProcess:
         waiting = 0
         timed_out = False
         with self._lock:
-            if self._writer is not None and not self._broken:
+            busy = self._pending or self._inflight
+            if self._writer is not None and not self._broken and busy:
                 self._number += 1
                 token = self._number
                 self._pending.append(_Flush(token, final))
@@ -432,11 +433,12 @@ class ExportProcess:
                 environment = dict(os.environ)
                 send_env = environment != self._env
                 self._env = environment
-            self._send(process, batch, environment if send_env else None)
+                pipe = self._to_child
+            self._send(pipe, batch, environment if send_env else None)
 
     def _send(
         self,
-        process: subprocess.Popen[bytes],
+        pipe: int,
         batch: list[tuple[int, Write | _Flush]],
         environment: dict[str, str] | None,
     ) -> None:
@@ -456,7 +458,7 @@ class ExportProcess:
         data = ("\n".join(lines) + "\n").encode()
         try:
             while data:
-                data = data[os.write(self._to_child, data) :]
+                data = data[os.write(pipe, data) :]
         except OSError:
             pass  # the process died: the reader thread sees it and sends everything again
 
