@@ -22,7 +22,7 @@ ROOT = Path(__file__).resolve().parent.parent
 PRELUDE = """
 import json, os, sys, time, mlflow
 from openai import OpenAI
-from tracer import TracedClient, TracerConfig, export
+from tracer import TracedClient, TracerConfig, _export_process, export
 from tracer.devserver import DevServer
 
 URI = sys.argv[1]
@@ -374,8 +374,8 @@ def test_bad_export_setting(tmp_path: Path, setting: str) -> None:
 
 
 def test_falls_back_to_mlflow_when_the_process_cannot_start(tmp_path: Path) -> None:
-    program = 'import tracer.export\ntracer.export._SIDECAR = "/nonexistent/sidecar.py"\n'
-    program += 'tracer.export.sys.executable = "/nonexistent/python"\n'
+    program = '_export_process._SIDECAR = "/nonexistent/sidecar.py"\n'
+    program += '_export_process.sys.executable = "/nonexistent/python"\n'
     report, stderr = run(tmp_path, "CLIENT = {}\n" + program + MODES, **NO_CATALOG)
     assert report["traces"] == sorted([AGENT_TRACE, chat("on its own"), [["mine", None, None]]])
     assert stderr.count("could not start the export process") == 1, stderr[-2000:]
@@ -395,18 +395,20 @@ def imported_modules(path: Path) -> set[str]:
 def test_export_layer_sits_below_spans() -> None:
     """``spans`` uses ``export``; ``export`` never reaches back; the export process loads no
     module of the tracer (it is started by path, so the tracer package is not imported)."""
-    export_imports = {m for m in imported_modules(ROOT / "tracer/export.py") if "tracer" in m}
-    assert export_imports <= {"tracer.config", "tracer.failsafe"} | {
-        "tracer.config.ExportMode",
-        "tracer.config._from_env",
-        "tracer.failsafe.logger",
-        "tracer.failsafe.warn_once",
+
+    def tracer_modules(name: str) -> set[str]:
+        imported = imported_modules(ROOT / f"{name.replace('.', '/')}.py")
+        return {m.rsplit(".", 1)[0] if m.count(".") > 1 else m for m in imported if "tracer" in m}
+
+    assert tracer_modules("tracer.export") <= {
+        "tracer._export_process",
+        "tracer.config",
+        "tracer.failsafe",
     }
+    assert tracer_modules("tracer._export_process") <= {"tracer.failsafe"}
     for module in ("tracer.config", "tracer.failsafe"):
-        assert not {
-            m for m in imported_modules(ROOT / f"{module.replace('.', '/')}.py") if "spans" in m
-        }
-    assert not {m for m in imported_modules(ROOT / "tracer/_sidecar.py") if "tracer" in m}
+        assert not {m for m in tracer_modules(module) if "spans" in m or "export" in m}
+    assert tracer_modules("tracer._sidecar") == set()
 
 
 REFUSING_STORE = """
@@ -495,7 +497,7 @@ def test_idle_export_process_exits_and_comes_back(tmp_path: Path) -> None:
     report, _ = run(
         tmp_path,
         """
-        export.IDLE_EXIT_SECONDS = 1.0
+        _export_process.IDLE_EXIT_SECONDS = 1.0
         mlflow.set_experiment("idle")
         with DevServer() as server:
             client = OpenAI(base_url=server.base_url, api_key="k", http_client=TracedClient())
@@ -526,7 +528,7 @@ def test_beyond_the_buffer_traces_are_dropped_and_counted(tmp_path: Path) -> Non
             sock.bind(("127.0.0.1", 0))
             port = sock.getsockname()[1]
         mlflow.set_tracking_uri(f"http://127.0.0.1:{port}")  # nothing listens there
-        export.MAX_BUFFERED = 20  # writes; a trace is two
+        _export_process.MAX_BUFFERED = 20  # writes; a trace is two
         from mlflow.tracing.provider import _get_span_processor
         with DevServer() as server:
             client = OpenAI(base_url=server.base_url, api_key="k", http_client=TracedClient())

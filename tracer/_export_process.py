@@ -1,0 +1,546 @@
+"""The application's one export process (:mod:`tracer._sidecar`): its pipe, what is in
+flight, its priority, forks and exit. :mod:`tracer.export` decides which writes come here."""
+
+from __future__ import annotations
+
+import atexit
+import contextlib
+import json
+import os
+import subprocess
+import sys
+import threading
+import time
+from collections import deque
+from dataclasses import dataclass, field
+from typing import Any
+
+from tracer.failsafe import logger, warn_once
+
+__all__ = ["ExportProcess", "Write", "export_process", "started_export_process"]
+
+#: Writes (a trace is two: its spans and its info) held while the store is slow or unreachable;
+#: beyond this, new traces are dropped and counted.
+MAX_BUFFERED = 10_000
+#: Writes sent to the export process together, at most.
+BATCH_MAX = 256
+#: The export process exits after this long without work (it costs 150-250 MB while it
+#: lives, and a few seconds of CPU to start again).
+IDLE_EXIT_SECONDS = 300.0
+#: How long a process waits at exit, at most, for its traces to be written.
+EXIT_TIMEOUT = 30.0
+#: The export process runs on CPU time nothing else wants (it waits for the network mostly,
+#: and then the application's work comes first). When it has made no progress for this long
+#: with writes waiting (a saturated host leaves it no idle CPU time), its priority rises a
+#: step, to nice 10 and then to normal; while a flush waits for it, it runs at normal
+#: priority; with nothing left to write it goes back to idle. A saturated host thus slows
+#: export down but never starves it.
+STALL_SECONDS = 1.0
+_NICE = (19, 10, 0)
+_SIDECAR = os.path.join(os.path.dirname(os.path.abspath(__file__)), "_sidecar.py")
+_BOOT = "import runpy, sys; runpy.run_path(sys.argv[1], run_name='__main__')"
+
+
+@dataclass(eq=False)
+class Write:
+    """One of MLflow's write tasks, taken over; ``task`` and ``queue`` are its way back."""
+
+    kind: str  # "spans" or "trace"
+    uri: str
+    workspace: str | None
+    task: Any
+    queue: Any
+    experiment_id: str | None = None
+    spans: list[Any] = field(default_factory=list)
+    trace: Any = None
+
+    def message(self, number: int) -> dict[str, Any]:
+        base = {"op": self.kind, "id": number, "uri": self.uri, "workspace": self.workspace}
+        if self.kind == "spans":
+            return {
+                **base,
+                "experiment_id": self.experiment_id,
+                "spans": [span.to_dict() for span in self.spans],
+            }
+        return {**base, "trace": self.trace.to_dict()}
+
+    def fall_back(self) -> None:
+        """Give the task back to MLflow's own queue."""
+        self.queue.put(self.task)
+
+
+@dataclass(eq=False)
+class _Flush:
+    token: int
+    final: bool
+
+
+class ExportProcess:
+    """The application's one export process, its pipe and what is in flight.
+
+    A writer thread sends batches (with the environment when it changed) and retires the
+    process when idle; a reader thread takes the answers. Written, failed and dropped traces
+    are counted; :meth:`flush` reports any that were not written.
+    """
+
+    def __init__(self) -> None:
+        self._lock = threading.Condition()
+        self._reset()
+        # The lock is held across a fork, so the child never copies it mid-change.
+        os.register_at_fork(
+            before=lambda: self._lock.acquire(),
+            after_in_parent=lambda: self._lock.release(),
+            after_in_child=self._after_fork_in_child,
+        )
+
+    def _reset(self) -> None:
+        self._process: subprocess.Popen[bytes] | None = None
+        self._to_child = self._from_child = -1
+        self._pending: deque[Write | _Flush] = deque()
+        self._inflight: dict[int, Write] = {}
+        self._number = 0
+        self._flushed: dict[int, int] = {}
+        self._written = self._failed = self._dropped = self._reported = 0
+        self._losses_taken = 0
+        self._reasons: list[str] = []
+        self._deaths = 0
+        self._broken = False
+        self._env: dict[str, str] | None = None
+        self._writer: threading.Thread | None = None
+        self._idle_since = time.monotonic()
+        self._priority = -1
+        self._progress_at = time.monotonic()
+        self._flushing = 0
+        self._exiting = False
+        self._spawned_at = 0.0
+        self._warm_uri = ""
+        self._ready_after: float | None = None
+
+    def _after_fork_in_child(self) -> None:
+        # The parent's pipes, threads and traces stay the parent's: the child starts clean
+        # and starts its own export process when it first writes.
+        for fd in (self._to_child, self._from_child):
+            if fd >= 0:
+                with contextlib.suppress(OSError):
+                    os.close(fd)
+        if self._process is not None:
+            self._process.returncode = 0  # not ours to wait for
+        self._lock = threading.Condition()
+        self._reset()
+        # multiprocessing ends its workers with os._exit, after its own finalizers only (which
+        # it clears in a new worker, before it runs its after-fork hooks).
+        multiprocessing_util = sys.modules.get("multiprocessing.util")
+        if multiprocessing_util is not None:
+            multiprocessing_util.register_after_fork(self, ExportProcess._close_with_worker)
+
+    @staticmethod
+    def _close_with_worker(export_process: ExportProcess) -> None:
+        from multiprocessing.util import Finalize
+
+        Finalize(None, export_process.close, exitpriority=10)
+
+    # --- the application's side --------------------------------------------------------
+
+    def submit(self, write: Write) -> None:
+        """Queue ``write`` for the export process (never blocks on it)."""
+        with self._lock:
+            if self._broken:
+                fall_back = True
+            elif len(self._pending) + len(self._inflight) >= MAX_BUFFERED:
+                fall_back = False
+                if write.kind == "trace":
+                    self._dropped += 1
+                warn_once(
+                    ("export-full",),
+                    "tracer: %d writes are waiting for the trace store (slow or unreachable); "
+                    "new traces are dropped until it catches up (tracer.flush() reports how "
+                    "many)",
+                    MAX_BUFFERED,
+                )
+                return
+            else:
+                fall_back = False
+                self._pending.append(write)
+                self._start_writer()
+                self._lock.notify_all()
+            self._adjust_priority()
+        if fall_back:
+            write.fall_back()
+
+    def flush(self, timeout: float | None = None) -> bool:
+        """Wait until every write handed over so far is done; ``True`` if every trace was
+        written. A store that is unreachable is tried once more, not waited for: its traces
+        stay buffered (and are written when it is back), and this returns ``False``."""
+        final = self._exiting
+        if timeout is None:
+            timeout = EXIT_TIMEOUT if final else 60.0
+        deadline = time.monotonic() + timeout
+        waiting = 0
+        timed_out = False
+        with self._lock:
+            busy = self._pending or self._inflight
+            if self._writer is not None and not self._broken and busy:
+                self._number += 1
+                token = self._number
+                self._pending.append(_Flush(token, final))
+                self._flushing += 1
+                self._adjust_priority()  # someone waits: normal priority
+                self._lock.notify_all()
+                try:
+                    while token not in self._flushed:
+                        remaining = deadline - time.monotonic()
+                        if self._broken or remaining <= 0:
+                            timed_out = not self._broken
+                            break
+                        self._lock.wait(remaining)
+                finally:
+                    self._flushing -= 1
+                waiting = self._flushed.pop(token, 0)
+            return self._report(waiting, timed_out)
+
+    def _report(self, waiting: int, timed_out: bool) -> bool:
+        lost = self._failed + self._dropped
+        if lost > self._reported:
+            logger.warning(
+                "tracer: %d trace(s) were not written to the tracking store (%d dropped while "
+                "the store was slow or unreachable, %d failed%s)",
+                lost - self._reported,
+                self._dropped,
+                self._failed,
+                f": {self._reasons[0]}" if self._reasons else "",
+            )
+            self._reported = lost
+            return False
+        if waiting:
+            warn_once(
+                ("export-waiting",),
+                "tracer: the tracking store is unreachable; %d trace(s) wait and will be "
+                "written when it is back",
+                waiting,
+            )
+            return False
+        if timed_out:
+            warn_once(("export-timeout",), "tracer: the trace store has not caught up yet")
+            return False
+        return True
+
+    # --- the writer thread ----------------------------------------------------------------
+
+    def _write_loop(self) -> None:
+        try:
+            self._write_batches()
+        except Exception as exc:  # a tracer bug: MLflow writes from now on, nothing is lost
+            warn_once(
+                ("export-writer", type(exc).__name__),
+                "tracer: internal error in the export writer (%s: %s); MLflow writes traces in "
+                "this process from now on",
+                type(exc).__name__,
+                exc,
+                exc_info=True,
+            )
+            with self._lock:
+                self._broken = True
+                self._give_back()
+
+    def _write_batches(self) -> None:
+        while True:
+            with self._lock:
+                if self._process is None and not self._broken and self._number == 0:
+                    self._spawn()  # the first start: ahead of the first write
+                while not self._pending:
+                    idle = time.monotonic() - self._idle_since
+                    if self._process is not None and self._inflight:
+                        self._lock.wait(STALL_SECONDS)  # then see whether it is starved
+                        self._adjust_priority()
+                    elif self._process is not None:
+                        if idle >= IDLE_EXIT_SECONDS:
+                            self._retire()
+                            continue
+                        self._lock.wait(IDLE_EXIT_SECONDS - idle)
+                    else:
+                        self._lock.wait()
+                if self._broken:
+                    self._give_back()
+                    continue
+                process = self._process
+                if process is None:
+                    process = self._spawn()
+                    if process is None:
+                        continue
+                batch: list[tuple[int, Write | _Flush]] = []
+                while self._pending and len(batch) < BATCH_MAX:
+                    item = self._pending.popleft()
+                    if isinstance(item, _Flush):
+                        batch.append((item.token, item))
+                        continue
+                    self._number += 1
+                    self._inflight[self._number] = item
+                    batch.append((self._number, item))
+                self._adjust_priority()  # before the send: a full pipe blocks it
+                environment = dict(os.environ)
+                send_env = environment != self._env
+                self._env = environment
+                pipe = self._to_child
+            self._send(pipe, batch, environment if send_env else None)
+
+    def _send(
+        self,
+        pipe: int,
+        batch: list[tuple[int, Write | _Flush]],
+        environment: dict[str, str] | None,
+    ) -> None:
+        lines: list[str] = []
+        if environment is not None:
+            lines.append(json.dumps({"op": "env", "env": environment}))
+        from mlflow.tracing.utils import TraceJSONEncoder
+
+        for number, item in batch:
+            if isinstance(item, _Flush):
+                lines.append(json.dumps({"op": "flush", "token": number, "final": item.final}))
+                continue
+            try:
+                lines.append(json.dumps(item.message(number), cls=TraceJSONEncoder))
+            except Exception as exc:  # a trace MLflow itself could not serialise either
+                self._resolve(failed=[[number, f"{type(exc).__name__}: {exc}"]])
+        data = ("\n".join(lines) + "\n").encode()
+        try:
+            while data:
+                data = data[os.write(pipe, data) :]
+        except OSError:
+            pass  # the process died: the reader thread sees it and sends everything again
+
+    def _spawn(self) -> subprocess.Popen[bytes] | None:
+        """Start the export process (lock held)."""
+        try:
+            child_stdin, to_child = os.pipe()
+            from_child, child_stdout = os.pipe()
+            try:
+                process = subprocess.Popen(
+                    [sys.executable, "-c", _BOOT, _SIDECAR, self._warm_uri],
+                    stdin=child_stdin,
+                    stdout=child_stdout,
+                    env={**os.environ, "PYTHONUNBUFFERED": "1"},
+                )
+            except OSError:
+                os.close(to_child)
+                os.close(from_child)
+                raise
+            finally:
+                os.close(child_stdin)
+                os.close(child_stdout)
+        except OSError as exc:
+            warn_once(
+                ("export-spawn",),
+                "tracer: could not start the export process (%s); MLflow writes traces in this "
+                "process",
+                exc,
+            )
+            self._broken = True
+            self._give_back()
+            return None
+        self._process, self._to_child, self._from_child = process, to_child, from_child
+        self._env = dict(os.environ)
+        self._priority = -1
+        self._spawned_at, self._ready_after = time.monotonic(), None
+        self._progress_at = self._spawned_at
+        self._adjust_priority()  # at once: its start-up competes with nothing
+        threading.Thread(
+            target=self._read_loop,
+            args=(process, from_child),
+            name="tracer-export-read",
+            daemon=True,
+        ).start()
+        return process
+
+    def _retire(self) -> None:
+        """End an idle export process (lock held): it sees end of input and exits."""
+        with contextlib.suppress(OSError):
+            os.close(self._to_child)
+        self._process, self._to_child = None, -1
+        self._idle_since = time.monotonic()
+
+    def _give_back(self) -> None:
+        """Hand everything pending back to MLflow's queue (lock held)."""
+        items, self._pending = list(self._pending), deque()
+        items += list(self._inflight.values())
+        self._inflight.clear()
+        for item in items:
+            if isinstance(item, _Flush):
+                self._flushed[item.token] = 0
+            else:
+                item.fall_back()
+        self._lock.notify_all()
+
+    def _adjust_priority(self) -> None:
+        """Set the export process's priority for the moment (lock held); see
+        :data:`STALL_SECONDS`."""
+        if self._process is None:
+            return
+        now = time.monotonic()
+        level = max(self._priority, 0)
+        if not self._pending and not self._inflight:
+            level = 0
+        elif self._flushing:
+            level = 2
+        elif now - self._progress_at > STALL_SECONDS:
+            level = min(level + 1, 2)
+            self._progress_at = now  # the next step after another stalled while
+        if level == self._priority:
+            return
+        self._priority = level
+        # Linux schedules threads, not processes: each of the export process's threads.
+        pid = self._process.pid
+        try:
+            threads = [int(tid) for tid in os.listdir(f"/proc/{pid}/task")]
+        except (OSError, ValueError):
+            threads = [pid]
+        for thread in threads:
+            with contextlib.suppress(AttributeError, OSError):
+                policy = os.SCHED_IDLE if level == 0 else os.SCHED_OTHER  # type: ignore[attr-defined,unused-ignore]
+                os.sched_setscheduler(thread, policy, os.sched_param(0))  # type: ignore[attr-defined,unused-ignore]
+            with contextlib.suppress(AttributeError, OSError):
+                os.setpriority(os.PRIO_PROCESS, thread, _NICE[level])
+
+    # --- the reader thread ----------------------------------------------------------------
+
+    def _read_loop(self, process: subprocess.Popen[bytes], fd: int) -> None:
+        with open(fd, "rb", closefd=True) as answers:
+            for line in answers:
+                try:
+                    message = json.loads(line)
+                except ValueError:
+                    continue
+                if message.get("ready"):
+                    with self._lock:
+                        self._progress_at = time.monotonic()
+                        self._ready_after = self._progress_at - self._spawned_at
+                self._resolve(
+                    ok=message.get("ok", ()),
+                    failed=message.get("failed", ()),
+                    flushed=message.get("flushed"),
+                    waiting=message.get("waiting", 0),
+                )
+        process.wait()
+        with self._lock:
+            if self._process is not process:
+                return  # retired, or replaced after a fork
+            self._process, self._to_child = None, -1
+            self._deaths += 1
+            # What it had not answered is sent again, in order, to the next one.
+            for number in sorted(self._inflight, reverse=True):
+                self._pending.appendleft(self._inflight.pop(number))
+            if self._deaths >= 3:
+                warn_once(
+                    ("export-died",),
+                    "tracer: the export process stopped %d times; MLflow writes traces in this "
+                    "process from now on",
+                    self._deaths,
+                )
+                self._broken = True
+                self._give_back()
+            else:
+                warn_once(
+                    ("export-restart",),
+                    "tracer: the export process stopped (exit status %s); starting a new one",
+                    process.returncode,
+                )
+            self._lock.notify_all()
+
+    def _resolve(
+        self,
+        ok: Any = (),
+        failed: Any = (),
+        flushed: int | None = None,
+        waiting: int = 0,
+    ) -> None:
+        with self._lock:
+            for number in ok:
+                write = self._inflight.pop(number, None)
+                if write is not None and write.kind == "trace":
+                    self._written += 1
+            for number, reason in failed:
+                write = self._inflight.pop(number, None)
+                if write is not None and write.kind == "trace":
+                    self._failed += 1
+                    if len(self._reasons) < 3:
+                        self._reasons.append(reason)
+            if ok or failed:
+                self._deaths = 0
+                self._idle_since = self._progress_at = time.monotonic()
+                if not self._pending and not self._inflight:
+                    self._adjust_priority()  # all done: back to idle
+            if flushed is not None:
+                self._flushed[flushed] = waiting
+            self._lock.notify_all()
+
+    def start(self, uri: str) -> None:
+        """Start the export process now (in the background), connected to ``uri``, so that
+        its start-up overlaps the application's work instead of delaying the first write."""
+        with self._lock:
+            self._warm_uri = uri
+            self._start_writer()
+            self._lock.notify_all()
+
+    def _start_writer(self) -> None:
+        if self._writer is None and not self._broken:
+            self._writer = threading.Thread(
+                target=self._write_loop, name="tracer-export", daemon=True
+            )
+            self._writer.start()
+
+    def take_losses(self) -> int:
+        """Traces lost (failed or dropped) since the previous call."""
+        with self._lock:
+            lost = self._failed + self._dropped
+            new, self._losses_taken = lost - self._losses_taken, lost
+            return new
+
+    def stats(self) -> dict[str, int]:
+        """Traces written, failed and dropped so far, and writes in flight (for tests and
+        diagnostics)."""
+        with self._lock:
+            return {
+                "written": self._written,
+                "failed": self._failed,
+                "dropped": self._dropped,
+                "in_flight": len(self._pending) + len(self._inflight),
+                "pid": self._process.pid if self._process is not None else 0,
+                "ready_after_ms": round(self._ready_after * 1000)
+                if self._ready_after is not None
+                else -1,
+            }
+
+    def close(self) -> None:
+        """At exit: everything MLflow still holds is exported and written, then the export
+        process ends (it exits when its input closes)."""
+        self._exiting = True
+        with contextlib.suppress(Exception):
+            import mlflow
+
+            mlflow.flush_trace_async_logging()  # hands over what MLflow still gathers
+        if self._writer is None:
+            return
+        self.flush()
+        with self._lock:
+            if self._process is not None:
+                self._retire()  # it exits on its own; nothing is left for it to write
+
+
+_export_process: ExportProcess | None = None
+_singleton_lock = threading.Lock()
+
+
+def export_process() -> ExportProcess:
+    """The process's one :class:`ExportProcess`."""
+    global _export_process
+    if _export_process is None:
+        with _singleton_lock:
+            if _export_process is None:
+                _export_process = ExportProcess()
+                atexit.register(_export_process.close)
+    return _export_process
+
+
+def started_export_process() -> ExportProcess | None:
+    """The process's :class:`ExportProcess` if one was made, without making one."""
+    return _export_process
