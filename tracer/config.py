@@ -7,7 +7,6 @@ itself and deliberately not copied here.
 
 from __future__ import annotations
 
-import logging
 import os
 import re
 from collections.abc import Callable
@@ -15,11 +14,12 @@ from typing import Any, Literal, TypeVar
 
 from pydantic import BaseModel, ConfigDict, Field, TypeAdapter, ValidationError, field_validator
 
+from tracer.failsafe import warn_once
+
 __all__ = ["ENV_PREFIX", "TracerConfig"]
 
 ENV_PREFIX = "TRACER_"
 ExportMode = Literal["process", "mlflow", "none"]
-_logger = logging.getLogger("tracer")
 _Routes = TypeVar("_Routes")
 
 
@@ -40,7 +40,8 @@ def _from_env(name: str, default: Any, kind: Any) -> Any:
             return adapter.validate_python(raw.strip())
         return _check_routes(adapter.validate_json(raw))
     except (ValidationError, ValueError):
-        _logger.warning(
+        warn_once(  # once per value: every client built reads the environment again
+            ("env", name, raw),
             "tracer: ignoring %s%s=%r (not a valid %s); using the default %r",
             ENV_PREFIX,
             name,
