@@ -13,13 +13,14 @@ workspace)``. The tracer replaces only that queue, with a :class:`TaskRouter`:
   MLflow's store client, so the SQL statements and HTTP requests cost the application nothing;
 - every other task goes to MLflow's own queue, unchanged.
 
-The export process is started at the first write, serves every tracking URI, workspace and
+The export process (:mod:`tracer._export_process`) is started in the background when the first
+router is put in place (the first traced call), serves every tracking URI, workspace and
 experiment (each write names its own, as MLflow would have written it at that moment), sees
 the application's environment as it is when each batch is sent, exits when the application
-exits or after :data:`IDLE_EXIT_SECONDS` without work, and is started afresh in a forked child.
+exits or after ``IDLE_EXIT_SECONDS`` without work, and is started afresh in a forked child.
 ``mlflow.flush_trace_async_logging()`` waits for it; :func:`flush` also says whether every
-trace was written. If it cannot be started, or stops three times, writes go back to MLflow's
-queue, with one warning.
+trace was written. If it cannot be started, or stops three times in a row, writes go back to
+MLflow's queue, with one warning.
 
 ``TRACER_EXPORT`` chooses, once per process: ``process`` (the default, above), ``mlflow``
 (MLflow's queue for everything) or ``none`` (traces that consist of an LLM span the tracer
