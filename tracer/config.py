@@ -10,7 +10,7 @@ from __future__ import annotations
 import os
 import re
 from collections.abc import Callable
-from typing import Any, Literal, TypeVar
+from typing import Annotated, Any, Literal, TypeVar
 
 from pydantic import BaseModel, ConfigDict, Field, TypeAdapter, ValidationError, field_validator
 
@@ -23,11 +23,18 @@ ExportMode = Literal["process", "mlflow", "none"]
 _Routes = TypeVar("_Routes")
 
 
+#: A size in bytes: a whole number, 0 or more. The field and its variable share this rule.
+ByteCount = Annotated[int, Field(ge=0)]
+
+
 def _from_env(name: str, default: Any, kind: Any) -> Any:
-    """Read ``TRACER_<NAME>``; an unparsable value warns and falls back to the default.
+    """Read ``TRACER_<NAME>`` by the same rules as the field it defaults (``kind``: the
+    field's type, constraints included); a value that breaks them warns once, naming the
+    variable and the rule, and the default is used.
 
     A typo in a tracing variable must never stop the application it observes. ``kind`` is
-    anything pydantic validates against: a class or a typing form (``Literal``, ``dict[...]``).
+    anything pydantic validates against: a class or a typing form (``Literal``, ``dict[...]``,
+    ``Annotated[int, Field(ge=0)]``).
     """
     raw = os.environ.get(ENV_PREFIX + name)
     if raw is None or raw.strip() == "":
@@ -36,20 +43,23 @@ def _from_env(name: str, default: Any, kind: Any) -> Any:
         adapter: TypeAdapter[Any] = TypeAdapter(kind)
         if kind is ExportMode:
             return adapter.validate_python(raw.strip().lower())  # as the booleans: any case
-        if kind in (bool, int, str):
-            return adapter.validate_python(raw.strip())
-        return _check_routes(adapter.validate_json(raw))
-    except (ValidationError, ValueError):
-        warn_once(  # once per value: every client built reads the environment again
-            ("env", name, raw),
-            "tracer: ignoring %s%s=%r (not a valid %s); using the default %r",
-            ENV_PREFIX,
-            name,
-            raw,
-            getattr(kind, "__name__", str(kind)),
-            default,
-        )
-        return default
+        if isinstance(default, dict):
+            return _check_routes(adapter.validate_json(raw))
+        return adapter.validate_python(raw.strip())
+    except ValidationError as exc:
+        rule = "; ".join(error["msg"] for error in exc.errors(include_url=False))
+    except ValueError as exc:
+        rule = str(exc)
+    warn_once(  # once per value: every client built reads the environment again
+        ("env", name, raw),
+        "tracer: ignoring %s%s=%r (%s); using the default %r",
+        ENV_PREFIX,
+        name,
+        raw,
+        rule,
+        default,
+    )
+    return default
 
 
 def _check_routes(routes: _Routes) -> _Routes:
@@ -89,9 +99,8 @@ class TracerConfig(BaseModel):
         description="TRACER_CAPTURE_CONTENT: record prompts and completions. When false, spans "
         "keep parameters, model, usage, finish reasons and timings but no message content.",
     )
-    max_body_bytes: int = Field(
-        default_factory=lambda: _from_env("MAX_BODY_BYTES", 8 * 1024 * 1024, int),
-        ge=0,
+    max_body_bytes: ByteCount = Field(
+        default_factory=lambda: _from_env("MAX_BODY_BYTES", 8 * 1024 * 1024, ByteCount),
         description="TRACER_MAX_BODY_BYTES: request or response bodies (and single stream "
         "events) larger than this are passed through unparsed, and the span says so.",
     )

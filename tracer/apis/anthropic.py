@@ -22,6 +22,7 @@ from tracer.apis.base import (
     str_or_none,
     token_usage,
 )
+from tracer.apis.merge import Merged
 
 __all__ = ["MESSAGES", "Messages", "MessagesStream", "anthropic_usage"]
 
@@ -110,24 +111,27 @@ class Messages(ApiSpec):
 
 MESSAGES = Messages()
 
+#: The field each delta type carries its piece in, and the block field it is merged into.
+#: Any other ``<x>_delta`` is merged into its block as it is (without its ``type``), by the rule
+#: of :mod:`tracer.apis.merge`.
 _DELTA_FIELDS = {
     "text_delta": ("text", "text"),
     "thinking_delta": ("thinking", "thinking"),
     "signature_delta": ("signature", "signature"),
-    "input_json_delta": ("partial_json", "_json"),
 }
 
 
 class MessagesStream(StreamBase):
     """Accumulates Anthropic stream events into the final ``Message``."""
 
-    __slots__ = ("_blocks", "_message", "_parts")
+    __slots__ = ("_blocks", "_citations", "_json", "_message")
 
     def __init__(self) -> None:
         super().__init__()
         self._message: dict[str, Any] | None = None
-        self._blocks: dict[int, dict[str, Any]] = {}
-        self._parts: dict[tuple[int, str], list[str]] = {}
+        self._blocks: dict[int, Merged] = {}
+        self._json: dict[int, list[str]] = {}  # a tool input's JSON fragments, by block
+        self._citations: dict[int, list[Any]] = {}
 
     def add(self, event: str, data: str) -> None:
         """Take one stream event."""
@@ -140,7 +144,7 @@ class MessagesStream(StreamBase):
         elif kind == "content_block_start":
             index, block = payload.get("index"), payload.get("content_block")
             if isinstance(index, int) and isinstance(block, dict):
-                self._blocks[index] = dict(block)
+                self._blocks[index] = Merged(block)
         elif kind == "content_block_delta":
             self._add_delta(payload.get("index"), payload.get("delta"))
         elif kind == "message_delta":
@@ -163,45 +167,47 @@ class MessagesStream(StreamBase):
     def _add_delta(self, index: Any, delta: Any) -> None:
         if not isinstance(index, int) or not isinstance(delta, dict):
             return
-        if delta.get("type") == "citations_delta":
-            block = self._blocks.setdefault(index, {"type": "text"})
-            known = block.get("citations")
-            known = known if isinstance(known, list) else []
-            block["citations"] = [*known, delta.get("citation")]
-            return
-        fields = _DELTA_FIELDS.get(str(delta.get("type")))
-        if fields is None:
-            return
-        source, target = fields
-        value = delta.get(source)
-        if isinstance(value, str):
-            add_piece(self._parts.setdefault((index, target), []), value)
+        kind = str(delta.get("type"))
+        if kind == "citations_delta":
+            self._citations.setdefault(index, []).append(delta.get("citation"))
+        elif kind == "input_json_delta":
+            piece = delta.get("partial_json")
+            if isinstance(piece, str):
+                add_piece(self._json.setdefault(index, []), piece)
+        else:
+            block = self._blocks.get(index)
+            if block is None:
+                block = self._blocks[index] = Merged({"type": "text"})
+            source, target = _DELTA_FIELDS.get(kind, (None, None))
+            if source is None:
+                block.add({k: v for k, v in delta.items() if k != "type"})
+            elif isinstance(delta.get(source), str):
+                block.add({target: delta[source]})
 
     def _block(self, index: int) -> dict[str, Any]:
-        block = dict(self._blocks.get(index, {"type": "text"}))
-        for (i, target), pieces in self._parts.items():
-            if i != index:
-                continue
-            joined = "".join(pieces)
-            if target == "_json":
-                try:
-                    block["input"] = json.loads(joined) if joined else {}
-                except ValueError:
-                    self._problems.add(f"tool input of block {index} is not complete JSON")
-                    block["input"] = joined
-            elif target in ("text", "thinking"):
-                known = block.get(target)
-                block[target] = (known if isinstance(known, str) else "") + joined
-            else:
-                block[target] = joined
+        merged = self._blocks.get(index)
+        block = merged.result() if merged is not None else {"type": "text"}
+        if index in self._json:
+            joined = "".join(self._json[index])
+            try:
+                block["input"] = json.loads(joined) if joined else {}
+            except ValueError:
+                self._problems.add(f"tool input of block {index} is not complete JSON")
+                block["input"] = joined
+        if index in self._citations:
+            known = block.get("citations")
+            block["citations"] = [
+                *(known if isinstance(known, list) else []),
+                *self._citations[index],
+            ]
         return block
 
     def result(self) -> dict[str, Any] | None:
         """The ``Message`` rebuilt from the events seen so far."""
-        if self._message is None and not self._blocks and not self._parts:
+        if self._message is None and not self._blocks and not self._json:
             return {"type": "error", "error": self._error} if self._error is not None else None
         message = dict(self._message or {"type": "message", "role": "assistant"})
-        indices = sorted(set(self._blocks) | {i for i, _ in self._parts})
+        indices = sorted(set(self._blocks) | set(self._json) | set(self._citations))
         message["content"] = [self._block(i) for i in indices]
         if self._error is not None:
             message["error"] = self._error

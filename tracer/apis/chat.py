@@ -1,8 +1,10 @@
 """OpenAI chat completions (``POST .../chat/completions``), streamed or not.
 
 The stream accumulator rebuilds the non-streaming ``chat.completion`` object from
-``chat.completion.chunk`` events: every choice, content (also Databricks' list-of-content-items
-form, joined as text), refusal, tool calls merged by index with complete arguments, logprobs,
+``chat.completion.chunk`` events: every choice, its delta merged by the one rule of
+:mod:`tracer.apis.merge` (content — also Databricks' list-of-content-items form, joined as
+text —, refusal, tool calls by index with complete arguments, legacy ``function_call``,
+``audio``, reasoning fields of compatible servers and any field yet to be invented), logprobs,
 finish reasons and the usage of a final usage chunk. It keeps only the reassembled output.
 """
 
@@ -15,11 +17,11 @@ from tracer.apis.base import (
     ApiSpec,
     ResponseSummary,
     StreamBase,
-    add_piece,
     error_message,
     parse_event,
     token_usage,
 )
+from tracer.apis.merge import Merged
 
 __all__ = ["CHAT", "ChatCompletions", "ChatStream", "OpenAIChunkStream", "openai_usage"]
 
@@ -104,69 +106,21 @@ CHAT = ChatCompletions()
 
 
 class _Choice:
-    __slots__ = ("content", "extra", "finish_reason", "logprobs", "refusal", "role", "tools")
+    """One streamed choice: its delta merged by :class:`~tracer.apis.merge.Merged`, its finish
+    reason and its logprobs (token lists, concatenated)."""
+
+    __slots__ = ("delta", "finish_reason", "logprobs")
 
     def __init__(self) -> None:
-        self.role: str | None = None
-        self.content: list[str] | None = None
-        self.refusal: list[str] | None = None
-        self.tools: dict[int, dict[str, Any]] = {}
+        self.delta = Merged()
         self.finish_reason: str | None = None
         self.logprobs: dict[str, list[Any]] | None = None
-        self.extra: dict[str, Any] = {}  # other delta fields (e.g. reasoning_content)
 
     def add_delta(self, delta: dict[str, Any]) -> None:
-        for key, value in delta.items():
-            if value is None:
-                continue
-            if key == "role":
-                self.role = self.role or value
-            elif key == "content":
-                if self.content is None:
-                    self.content = []
-                text = content_text(value)
-                if text:
-                    add_piece(self.content, text)
-            elif key == "refusal":
-                if self.refusal is None:
-                    self.refusal = []
-                add_piece(self.refusal, str(value))
-            elif key == "tool_calls" and isinstance(value, list):
-                for call in value:
-                    if isinstance(call, dict):
-                        self._add_tool_delta(call)
-            elif isinstance(value, str) and isinstance(self.extra.get(key), str):
-                self.extra[key] += value
-            else:
-                self.extra[key] = value
-
-    def _add_tool_delta(self, call: dict[str, Any]) -> None:
-        index = call.get("index")
-        if not isinstance(index, int):
-            # Some servers omit the index: a new id starts a new call, otherwise it continues
-            # the latest one.
-            if call.get("id") or not self.tools:
-                index = max(self.tools, default=-1) + 1
-            else:
-                index = max(self.tools)
-        entry = self.tools.get(index)
-        if entry is None:
-            entry = self.tools[index] = {"id": None, "type": "function", "name": "", "args": []}
-        if call.get("id") and not entry["id"]:
-            entry["id"] = call["id"]
-        if call.get("type"):
-            entry["type"] = call["type"]
-        function = call.get("function")
-        if isinstance(function, dict):
-            name = function.get("name")
-            if name and not entry["name"]:
-                entry["name"] = name
-            arguments = function.get("arguments")
-            if arguments:
-                add_piece(
-                    entry["args"],
-                    arguments if isinstance(arguments, str) else json.dumps(arguments),
-                )
+        content = delta.get("content")
+        if isinstance(content, list):  # Databricks' list of content items: its text
+            delta = {**delta, "content": content_text(content)}
+        self.delta.add(delta)
 
     def add_logprobs(self, logprobs: dict[str, Any]) -> None:
         if self.logprobs is None:
@@ -176,23 +130,35 @@ class _Choice:
                 self.logprobs.setdefault(key, []).extend(value)
 
     def message(self) -> dict[str, Any]:
-        content = "".join(self.content) if self.content is not None else None
+        merged = self.delta.result()
+        tools = merged.pop("tool_calls", None)
+        content = merged.pop("content", None)
+        if content is not None and not isinstance(content, str):
+            content = content_text(content)
+        refusal = merged.pop("refusal", None)
         message: dict[str, Any] = {
-            "role": self.role or "assistant",
-            "content": None if self.tools and not content else content,
-            "refusal": "".join(self.refusal) if self.refusal is not None else None,
+            "role": merged.pop("role", None) or "assistant",
+            "content": None if tools and not content else content,
+            "refusal": refusal if isinstance(refusal, str) or refusal is None else str(refusal),
         }
-        if self.tools:
-            message["tool_calls"] = [
-                {
-                    "id": t["id"],
-                    "type": t["type"],
-                    "function": {"name": t["name"], "arguments": "".join(t["args"])},
-                }
-                for _, t in sorted(self.tools.items())
-            ]
-        message.update(self.extra)
+        if isinstance(tools, list) and tools:
+            message["tool_calls"] = [_tool_call(call) for call in tools]
+        message.update(merged)
         return message
+
+
+def _tool_call(call: dict[str, Any]) -> dict[str, Any]:
+    """A merged tool-call delta in the non-streaming form (arguments always a string)."""
+    function = call.get("function")
+    function = dict(function) if isinstance(function, dict) else {}
+    arguments = function.get("arguments", "")
+    if not isinstance(arguments, str):
+        arguments = json.dumps(arguments)
+    function["name"] = function.get("name") or ""
+    function["arguments"] = arguments
+    result = {"id": call.get("id"), "type": call.get("type") or "function", "function": function}
+    result.update((k, v) for k, v in call.items() if k not in result)
+    return result
 
 
 class OpenAIChunkStream(StreamBase):

@@ -1,20 +1,23 @@
 """OpenAI legacy completions (``POST .../completions``), streamed or not.
 
 A stream of ``text_completion`` chunks is rebuilt into the non-streaming object: every
-choice's text (``n > 1``, ``best_of``, several prompts), logprobs, finish reasons and the
-usage of a final usage chunk — which autolog drops.
+choice's text (``n > 1``, ``best_of``, several prompts) and any other field of a choice, merged
+by the rule of :mod:`tracer.apis.merge`; logprobs, finish reasons and the usage of a final
+usage chunk — which autolog drops.
 """
 
 from __future__ import annotations
 
 from typing import Any
 
-from tracer.apis.base import add_piece
 from tracer.apis.chat import ChatCompletions, OpenAIChunkStream
+from tracer.apis.merge import Merged
 
 __all__ = ["COMPLETIONS", "CompletionStream", "Completions"]
 
 _LOGPROB_LISTS = ("tokens", "token_logprobs", "top_logprobs", "text_offset")
+#: Choice fields that are not merged as deltas: read on their own.
+_CHOICE_FIELDS = ("index", "finish_reason", "logprobs")
 
 
 class Completions(ChatCompletions):
@@ -42,11 +45,14 @@ class CompletionStream(OpenAIChunkStream):
     object_name = "text_completion"
 
     def _add_choice(self, index: int, raw: dict[str, Any]) -> None:
-        choice = self._choices.setdefault(
-            index, {"text": [], "logprobs": None, "finish_reason": None}
-        )
-        if isinstance(raw.get("text"), str):
-            add_piece(choice["text"], raw["text"])
+        choice = self._choices.get(index)
+        if choice is None:
+            choice = self._choices[index] = {
+                "merged": Merged(),
+                "logprobs": None,
+                "finish_reason": None,
+            }
+        choice["merged"].add({k: v for k, v in raw.items() if k not in _CHOICE_FIELDS})
         if raw.get("finish_reason"):
             choice["finish_reason"] = raw["finish_reason"]
         logprobs = raw.get("logprobs")
@@ -57,9 +63,13 @@ class CompletionStream(OpenAIChunkStream):
                     merged[key].extend(logprobs[key])
 
     def _choice(self, index: int, state: dict[str, Any]) -> dict[str, Any]:
-        return {
+        merged = state["merged"].result()
+        text = merged.pop("text", "")
+        choice = {
             "index": index,
-            "text": "".join(state["text"]),
+            "text": text if isinstance(text, str) else str(text),
             "logprobs": state["logprobs"],
             "finish_reason": state["finish_reason"],
         }
+        choice.update(merged)
+        return choice
