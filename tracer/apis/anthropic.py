@@ -178,15 +178,15 @@ class MessagesStream(StreamBase):
             block = self._blocks.get(index)
             if block is None:
                 block = self._blocks[index] = Merged({"type": "text"})
-            source, target = _DELTA_FIELDS.get(kind, (None, None))
-            if source is None:
+            fields = _DELTA_FIELDS.get(kind)
+            if fields is None:
                 block.add({k: v for k, v in delta.items() if k != "type"})
-            elif isinstance(delta.get(source), str):
-                block.add({target: delta[source]})
+            elif isinstance(delta.get(fields[0]), str):
+                block.add({fields[1]: delta[fields[0]]})
 
     def _block(self, index: int) -> dict[str, Any]:
         merged = self._blocks.get(index)
-        block = merged.result() if merged is not None else {"type": "text"}
+        block: dict[str, Any] = merged.result() if merged is not None else {"type": "text"}
         if index in self._json:
             joined = "".join(self._json[index])
             try:
