@@ -215,11 +215,33 @@ def test_usage_mapping_includes_cache_tokens_when_reported() -> None:
     assert openai_usage({"foo": 1}) is None
 
 
-def test_strip_content_keeps_only_indices_and_finish_reasons() -> None:
+def test_strip_content_keeps_ids_finish_reasons_and_tool_names_only() -> None:
+    call = {"id": "call_1", "type": "function", "function": {"name": "f", "arguments": "{}"}}
     stripped = CHAT.strip_content(
         {
             "id": "x",
-            "choices": [{"index": 0, "message": {"content": "secret"}, "finish_reason": "stop"}],
+            "user": "secret-user",
+            "choices": [
+                {
+                    "index": 0,
+                    "message": {"content": "secret", "tool_calls": [call], "annotations": []},
+                    "finish_reason": "tool_calls",
+                    "logprobs": {"content": [{"token": "secret"}]},
+                }
+            ],
+            "usage": {"prompt_tokens": 1, "prompt_tokens_details": {"note": "secret", "n": 2}},
         }
     )
-    assert stripped == {"id": "x", "choices": [{"index": 0, "finish_reason": "stop"}]}
+    assert stripped == {
+        "id": "x",
+        "choices": [
+            {
+                "index": 0,
+                "message": {
+                    "tool_calls": [{"id": "call_1", "type": "function", "function": {"name": "f"}}]
+                },
+                "finish_reason": "tool_calls",
+            }
+        ],
+        "usage": {"prompt_tokens": 1, "prompt_tokens_details": {"n": 2}},
+    }

@@ -2,12 +2,15 @@
 
 from __future__ import annotations
 
+import json
 import logging
 
 import httpx
 import openai
 import pytest
+from conftest import only_llm_span
 from openai._base_client import _DefaultHttpxClient
+from sdk import QUESTION, Chat
 
 import tracer
 from tracer import (
@@ -18,6 +21,7 @@ from tracer import (
     TracingTransport,
     wrap,
 )
+from tracer.devserver import DevServer
 
 
 def test_public_surface_is_exactly_the_design() -> None:
@@ -126,6 +130,49 @@ def test_bad_environment_value_warns_and_uses_default(
     warnings = [r for r in caplog.records if r.levelno == logging.WARNING]
     # Once for the value, however many clients read it.
     assert len(warnings) == 1 and "TRACER_MAX_BODY_BYTES" in warnings[0].getMessage()
+
+
+@pytest.mark.parametrize(
+    ("name", "value", "rule"),
+    [
+        ("MAX_BODY_BYTES", "-1", "greater than or equal to 0"),
+        ("MAX_BODY_BYTES", "8MB", "valid integer"),
+        ("ENABLED", "maybe", "valid boolean"),
+        ("EXPORT", "sometimes", "'process', 'mlflow' or 'none'"),
+        ("ROUTES", '{"(": "chat"}', "not a valid regular expression"),
+        ("ROUTES", '{"/x$": "nope"}', "unknown API 'nope'"),
+        ("ROUTES", "[1]", "should be an object"),
+    ],
+)
+def test_environment_is_checked_by_the_fields_rules(
+    monkeypatch: pytest.MonkeyPatch,
+    caplog: pytest.LogCaptureFixture,
+    name: str,
+    value: str,
+    rule: str,
+) -> None:
+    field = name.lower()
+    default = TracerConfig.model_fields[field].get_default(call_default_factory=True)
+    monkeypatch.setenv(f"TRACER_{name}", value)
+    with caplog.at_level(logging.WARNING, logger="tracer"):
+        assert getattr(TracerConfig(), field) == default
+        assert getattr(TracerConfig(), field) == default
+    warnings = [r.getMessage() for r in caplog.records if r.levelno == logging.WARNING]
+    assert len(warnings) == 1, warnings
+    assert f"TRACER_{name}={value!r}" in warnings[0] and rule in warnings[0], warnings[0]
+    with pytest.raises(ValueError):  # the same value as a keyword is an error
+        TracerConfig(**{field: json.loads(value) if name == "ROUTES" else value})
+
+
+def test_a_negative_max_body_bytes_in_the_environment_still_records_bodies(
+    monkeypatch: pytest.MonkeyPatch, server: DevServer, experiment: str
+) -> None:
+    monkeypatch.setenv("TRACER_MAX_BODY_BYTES", "-1")
+    Chat("sync", server.base_url).create()
+    span = only_llm_span(experiment)
+    assert span.inputs["messages"] == QUESTION
+    assert span.outputs["choices"][0]["message"]["content"] == "The capital of France is Paris."
+    assert "tracer.problems" not in span.attributes
 
 
 def test_bad_explicit_value_is_rejected() -> None:

@@ -106,3 +106,35 @@ def test_documented_defaults_match_the_code(monkeypatch: pytest.MonkeyPatch) -> 
         assert expected in default, f"{variable}: documented {default}, the code has {expected}"
         checked += 1
     assert checked, "no TRACER_* variable matched a TracerConfig field"
+
+
+def documented_allow_lists() -> dict[tuple[str, str], list[str]]:
+    """The fields docs/configuration.md lists as kept with content capture off, by API and
+    side: ``{("chat", "request"): ["model", ...], ...}``."""
+    text = CONFIGURATION.read_text(encoding="utf-8")
+    section = text.split("### `TRACER_CAPTURE_CONTENT`", 1)[1].split("\n### ", 1)[0]
+    found: dict[tuple[str, str], list[str]] = {}
+    api = None
+    for line in section.splitlines():
+        heading = re.match(r"#### `([a-z.]+)`", line)
+        if heading:
+            api = heading.group(1)
+        side = re.match(r"- (request|response): (.*)", line)
+        if side and api:
+            found[(api, side.group(1))] = re.findall(r"`([^`]+)`", side.group(2))
+    return found
+
+
+def test_capture_off_allow_lists_match_the_code() -> None:
+    from tracer.apis.keep import paths
+    from tracer.routes import APIS
+
+    documented = documented_allow_lists()
+    expected = {
+        (name, side): paths(api.kept_request if side == "request" else api.kept_response)
+        for name, api in APIS.items()
+        for side in ("request", "response")
+    }
+    assert set(documented) == set(expected)
+    for key, fields in expected.items():
+        assert documented[key] == fields, key

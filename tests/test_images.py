@@ -35,7 +35,7 @@ def png_size(b64: str) -> tuple[int, int]:
 
 
 def placeholder(b64: str, media_type: str = "image/png") -> str:
-    return f"[{media_type} omitted: {len(b64) * 3 // 4} bytes as base64]"
+    return f"[{media_type} omitted: {len(base64.b64decode(b64))} bytes as base64]"
 
 
 def only_tool_span(experiment: str) -> Any:

@@ -11,12 +11,16 @@ from typing import Any
 import anthropic
 import pytest
 from conftest import only_llm_span, read_traces
+from hypothesis import given
+from hypothesis import strategies as st
 from openai import OpenAI
+from rawserver import RawServer, head
 from sdk import Chat
 
 import tracer.httpx2
 from tracer import TracedClient, TracerConfig
 from tracer.devserver import DevServer
+from tracer.redact import decoded_size, sniff_media_type
 
 
 def stored(experiment: str) -> str:
@@ -99,7 +103,9 @@ def test_capture_off_records_no_prompt_or_completion_text(
     assert span.attributes["temperature"] == 0.3
     assert span.attributes["mlflow.llm.model"] == "gpt-4o-mini"
     assert span.attributes["mlflow.chat.tokenUsage"]["output_tokens"] > 0
-    assert span.outputs["choices"] == [{"index": 0, "finish_reason": "stop"}]
+    assert span.outputs["choices"] == [
+        {"index": 0, "finish_reason": "stop", "message": {"role": "assistant"}}
+    ]
     assert span.status.status_code == "OK"
 
 
@@ -189,7 +195,7 @@ def test_inline_images_are_recorded_as_placeholders(server: DevServer, experimen
         )
     dump = stored(experiment)
     assert IMAGE[:200] not in dump
-    size = len(IMAGE) * 3 // 4
+    size = len(base64.b64decode(IMAGE))
     assert f"[image/png omitted: {size} bytes as base64]" in dump
     assert f"[image/jpeg omitted: {size} bytes as base64]" in dump
     assert "What is in this image?" in dump  # the text around it is kept
@@ -206,3 +212,154 @@ def test_inline_media_kept_when_configured(server: DevServer, experiment: str) -
     assert recorded == url or (
         recorded.startswith("mlflow-attachment://") and "image%2Fpng" in recorded
     ), recorded[:200]
+
+
+WAV = base64.b64encode(b"RIFF\x24\x10\x00\x00WAVEfmt " + bytes(range(256)) * 4).decode()
+PDF = base64.b64encode(b"%PDF-1.7\n" + bytes(range(256)) * 4).decode()
+
+
+def test_audio_and_file_inputs_are_placeholders_whatever_their_size(
+    server: DevServer, experiment: str
+) -> None:
+    short_audio = WAV[:200]  # below the size threshold: a media field is media all the same
+    blob = base64.b64encode(bytes(range(256)) * 8).decode()  # base64 in a field of no known kind
+    content = [
+        {"type": "text", "text": "Transcribe and summarise"},
+        {"type": "input_audio", "input_audio": {"data": short_audio, "format": "wav"}},
+        {
+            "type": "file",
+            "file": {"filename": "report.pdf", "file_data": f"data:application/pdf;base64,{PDF}"},
+        },
+    ]
+    Chat("sync", server.base_url).create(
+        messages=[{"role": "user", "content": content}], extra_body={"x_blob": blob}
+    )
+    span = only_llm_span(experiment)
+    parts = span.inputs["messages"][0]["content"]
+    assert parts[1]["input_audio"] == {
+        "data": f"[audio/wav omitted: {len(base64.b64decode(short_audio))} bytes as base64]",
+        "format": "wav",
+    }
+    assert parts[2]["file"] == {
+        "filename": "report.pdf",
+        "file_data": f"[application/pdf omitted: {len(base64.b64decode(PDF))} bytes as base64]",
+    }
+    assert span.inputs["x_blob"] == "[application/octet-stream omitted: 2048 bytes as base64]"
+    assert span.attributes["x_blob"] == span.inputs["x_blob"]
+    dump = stored(experiment)
+    for payload in (short_audio, PDF[:100], blob[:100]):
+        assert payload not in dump
+    assert "Transcribe and summarise" in dump
+
+
+def test_audio_in_a_chat_response_is_a_placeholder(experiment: str) -> None:
+    body = json.dumps(
+        {
+            "id": "c1",
+            "object": "chat.completion",
+            "created": 1,
+            "model": "gpt-4o-audio-preview",
+            "choices": [
+                {
+                    "index": 0,
+                    "finish_reason": "stop",
+                    "message": {
+                        "role": "assistant",
+                        "content": None,
+                        "audio": {
+                            "id": "audio_1",
+                            "data": WAV,
+                            "expires_at": 9,
+                            "transcript": "Hello",
+                        },
+                    },
+                }
+            ],
+        }
+    ).encode()
+    with RawServer() as raw:
+        raw.respond(
+            [
+                head(
+                    200,
+                    headers=[
+                        ("Content-Type", "application/json"),
+                        ("Content-Length", str(len(body))),
+                    ],
+                ),
+                body,
+            ]
+        )
+        client = OpenAI(
+            base_url=raw.url + "/v1", api_key="k", max_retries=0, http_client=TracedClient()
+        )
+        reply = client.chat.completions.create(
+            model="gpt-4o-audio-preview",
+            modalities=["text", "audio"],
+            audio={"voice": "alloy", "format": "wav"},
+            messages=[{"role": "user", "content": "Say hello"}],
+        )
+    assert reply.choices[0].message.audio is not None and reply.choices[0].message.audio.data == WAV
+    audio = only_llm_span(experiment).outputs["choices"][0]["message"]["audio"]
+    assert audio == {
+        "id": "audio_1",
+        "data": f"[audio/wav omitted: {len(base64.b64decode(WAV))} bytes as base64]",
+        "expires_at": 9,
+        "transcript": "Hello",
+    }
+
+
+def test_capture_off_does_not_quote_unparsable_stream_events(experiment: str) -> None:
+    events = [
+        {
+            "id": "c1",
+            "object": "chat.completion.chunk",
+            "created": 1,
+            "model": "m",
+            "choices": [{"index": 0, "delta": {"role": "assistant", "content": "SECRET-reply"}}],
+        },
+    ]
+    body = (
+        b"".join(b"data: %s\n\n" % json.dumps(e).encode() for e in events)
+        + b"data: {SECRET-junk-event not json\n\n"
+        + b"data: [DONE]\n\n"
+    )
+    with RawServer() as raw:
+        raw.respond([head(200, headers=[("Content-Type", "text/event-stream")]), body])
+        with TracedClient(config=TracerConfig(capture_content=False)) as client:
+            response = client.post(
+                raw.url + "/v1/chat/completions",
+                json={
+                    "model": "m",
+                    "stream": True,
+                    "messages": [{"role": "user", "content": "hi"}],
+                },
+            )
+    assert b"SECRET-junk-event" in response.content  # the caller got it all
+    span = only_llm_span(experiment)
+    assert span.attributes["tracer.problems"] == [
+        "stream event is not JSON: (content not recorded)"
+    ]
+    assert "SECRET" not in stored(experiment)
+
+
+@given(st.binary(max_size=600), st.booleans())
+def test_placeholders_give_the_decoded_size(data: bytes, lines: bool) -> None:
+    encoded = (base64.encodebytes(data) if lines else base64.b64encode(data)).decode()
+    assert decoded_size(encoded) == len(data)
+
+
+@pytest.mark.parametrize(
+    ("head", "media_type"),
+    [
+        (b"\x89PNG\r\n\x1a\n", "image/png"),
+        (b"\xff\xd8\xff\xe0", "image/jpeg"),
+        (b"RIFF\x00\x00\x00\x00WEBPVP8 ", "image/webp"),
+        (b"RIFF\x00\x00\x00\x00WAVEfmt ", "audio/wav"),
+        (b"ID3\x04", "audio/mpeg"),
+        (b"%PDF-1.7", "application/pdf"),
+        (b"plain bytes", "application/octet-stream"),
+    ],
+)
+def test_media_type_is_read_from_the_first_bytes(head: bytes, media_type: str) -> None:
+    assert sniff_media_type(base64.b64encode(head + bytes(64)).decode()) == media_type

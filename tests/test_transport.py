@@ -230,7 +230,9 @@ def test_content_capture_off_keeps_metadata_only(httpx_mock: HTTPXMock, experime
     assert "Salut" not in dumped
     assert '"hi"' not in dumped
     assert span.inputs == {"model": "m", "stream": False, "temperature": 0.5}
-    assert span.outputs["choices"] == [{"index": 0, "finish_reason": "stop"}]
+    assert span.outputs["choices"] == [
+        {"index": 0, "finish_reason": "stop", "message": {"role": "assistant"}}
+    ]
     assert span.attributes["mlflow.chat.tokenUsage"]["total_tokens"] == 4
 
 

@@ -97,7 +97,9 @@ class TracerConfig(BaseModel):
     capture_content: bool = Field(
         default_factory=lambda: _from_env("CAPTURE_CONTENT", True, bool),
         description="TRACER_CAPTURE_CONTENT: record prompts and completions. When false, spans "
-        "keep parameters, model, usage, finish reasons and timings but no message content.",
+        "keep only an allow-list per API (model, sampling and length parameters, tool names, "
+        "ids, usage, finish reasons, timings; see docs/configuration.md) and drop every other "
+        "field, whatever its name.",
     )
     max_body_bytes: ByteCount = Field(
         default_factory=lambda: _from_env("MAX_BODY_BYTES", 8 * 1024 * 1024, ByteCount),
@@ -112,8 +114,8 @@ class TracerConfig(BaseModel):
     capture_media: bool = Field(
         default_factory=lambda: _from_env("CAPTURE_MEDIA", False, bool),
         description="TRACER_CAPTURE_MEDIA: record inline base64 media (images, audio, files "
-        "sent as data URLs or base64 sources, and generated b64_json images) as sent. By "
-        "default each is replaced by a short placeholder naming its media type and size. "
+        "in requests and responses, streamed or not, and generated b64_json images) as sent. "
+        "By default each is replaced by a short placeholder naming its media type and size. "
         "With this on, MLflow's own MLFLOW_TRACE_EXTRACT_ATTACHMENTS can store them as trace "
         "attachments.",
     )

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import contextlib
 import json
+import re
 import threading
 import time
 from collections.abc import Callable
@@ -17,6 +18,7 @@ from typing import Any, Protocol
 
 from tracer import redact, routes, semconv, spans
 from tracer.apis.base import StreamAccumulator
+from tracer.apis.keep import without_quotes
 from tracer.config import TracerConfig
 from tracer.failsafe import internal_error, warn_once
 from tracer.redact import RECORDED_REQUEST_HEADERS, RECORDED_RESPONSE_HEADERS, safe_url
@@ -26,6 +28,8 @@ from tracer.sse import SSEDecoder
 __all__ = ["ContentDecoder", "Headers", "Recorder", "RequestInfo"]
 
 _TEXT_PREVIEW_CHARS = 2000
+#: The quoted sample a stream problem ends with (``stream event is not JSON: '...'``).
+_QUOTED = re.compile(r": (['\"]).*\Z", re.DOTALL)
 _SNIFF_BYTES = 65536
 #: Deeper JSON cannot be recorded (MLflow's serialisation recurses); no LLM payload nests so.
 MAX_DEPTH = 128
@@ -135,13 +139,18 @@ class Recorder:
         self.request_model = (
             model if isinstance(model, str) and model else route.endpoint or route.deployment
         )
-        self._tools = api.tools(request_body)
 
-        attributes = {k: v for k, v in request_body.items() if k not in api.content_keys}
-        inputs = body if config.capture_content or body is None else attributes.copy()
-        inputs = self._recordable(
-            inputs, "inputs", len(request.body or b"") >= redact.MEDIA_MIN_CHARS
-        )
+        if config.capture_content:
+            attributes = {k: v for k, v in request_body.items() if k not in api.content_keys}
+            inputs = body
+        else:  # only what the API's allow-list keeps, in the inputs and the attributes alike
+            request_body = api.strip_request(request_body)
+            attributes = dict(request_body)
+            inputs = request_body if body is not None else None
+        media = not config.capture_media
+        attributes = redact.scrub(attributes, media=media)
+        self._tools = redact.scrub(api.tools(request_body), media=media)
+        inputs = self._recordable(inputs, "inputs")
         attributes["tracer.api"] = api.name
         provider = semconv.provider(
             api, request.host, request.path, route.deployment, route.endpoint
@@ -213,7 +222,9 @@ class Recorder:
             for name in RECORDED_RESPONSE_HEADERS:
                 value = headers.get(name)
                 if value is not None:
-                    attrs[f"http.response.header.{name}"] = value
+                    attrs[f"http.response.header.{name}"] = (
+                        safe_url(value) if name == "location" else value
+                    )
             content_type = (headers.get("content-type") or "").lower()
             if "event-stream" in content_type:
                 self._sse = SSEDecoder(max_line_bytes=self.config.max_body_bytes)
@@ -279,14 +290,14 @@ class Recorder:
 
     # --- internals -----------------------------------------------------------------------
 
-    def _recordable(self, value: Any, field: str, may_hold_media: bool) -> Any:
-        """``value`` as it may be recorded: inline media omitted (unless configured), then the
-        user's redaction applied. A redaction that fails records nothing rather than too much."""
+    def _recordable(self, value: Any, field: str) -> Any:
+        """``value`` as it may be recorded: credentials in URLs masked, inline media omitted
+        (unless configured), then the user's redaction applied. A redaction that fails records
+        nothing rather than too much."""
         if isinstance(value, (dict, list)) and nests_deeper(value, MAX_DEPTH):
             self._problems.append(f"the {field} nest deeper than {MAX_DEPTH} levels; not recorded")
             return None
-        if may_hold_media and not self.config.capture_media:
-            value = redact.omit_media(value)
+        value = redact.scrub(value, media=not self.config.capture_media)
         if self.config.redact is None or value is None:
             return value
         try:
@@ -436,11 +447,7 @@ class Recorder:
         """The span's outputs, response attributes and API error (if any)."""
         response = self._response_object(failed=exception is not None)
         summary = self.api.summarize(response)
-        outputs = self._recordable(
-            self.api.outputs(response, self.config),
-            "outputs",
-            self._body_size >= redact.MEDIA_MIN_CHARS,
-        )
+        outputs = self._recordable(self.api.outputs(response, self.config), "outputs")
         attrs = self._response_attrs
         attrs.update(summary.attributes)
         attrs.update(semconv.response_attributes(summary))
@@ -455,7 +462,10 @@ class Recorder:
             attrs["stream.chunk_count"] = self._chunk_count
             if self._first_chunk_ms is not None:
                 attrs["stream.time_to_first_chunk_ms"] = round(self._first_chunk_ms, 3)
-            self._problems.extend(self._accumulator.problems)
+            problems = self._accumulator.problems
+            if not self.config.capture_content:  # they quote the start of a bad event
+                problems = [_QUOTED.sub(": (content not recorded)", p) for p in problems]
+            self._problems.extend(problems)
         if self._sse is not None:
             if self._sse.oversized_lines:
                 self._problems.append(
@@ -476,7 +486,10 @@ class Recorder:
         error = None
         if exception is None and (self._status >= 400 or summary.error):
             kind = f"HTTP {self._status}" if self._status >= 400 else "StreamError"
-            error = (kind, summary.error or f"HTTP {self._status}")
+            message = redact.mask_urls(summary.error or f"HTTP {self._status}")
+            if not self.config.capture_content:  # APIs quote the offending request value
+                message = without_quotes(message)
+            error = (kind, message)
         elif exception is None and self._decode_error is not None:
             error = ("DecodingError", self._decode_error)
         return outputs, attrs, error

@@ -26,12 +26,14 @@ __all__ = [
     "RECORDED_REQUEST_HEADERS",
     "RECORDED_RESPONSE_HEADERS",
     "REDACTED",
+    "SECRET_FIELDS",
+    "decoded_size",
     "is_secret_param",
     "mask_urls",
     "media_placeholder",
-    "omit_media",
     "safe_url",
     "scrub",
+    "sniff_media_type",
 ]
 
 REDACTED = "REDACTED"
@@ -116,6 +118,32 @@ def safe_url(url: str) -> str:
     return f"{result}{hash_}{_mask_pairs(fragment)}" if hash_ else result
 
 
+#: Object fields whose value is a credential wherever they appear in a recorded body (an MCP
+#: tool's ``authorization`` or ``headers``, a gateway's ``api_key``), compared in lower case
+#: with ``-`` as ``_``.
+SECRET_FIELDS = frozenset(
+    {
+        "authorization",
+        "proxy_authorization",
+        "api_key",
+        "apikey",
+        "x_api_key",
+        "subscription_key",
+        "ocp_apim_subscription_key",
+        "password",
+        "passwd",
+        "secret",
+        "client_secret",
+        "access_token",
+        "refresh_token",
+        "id_token",
+        "bearer_token",
+        "private_key",
+        "cookie",
+        "set_cookie",
+    }
+)
+
 _URL = re.compile(r"[A-Za-z][A-Za-z0-9+.\-]*://[^\s\"'<>\\`{}|^\[\]]+")
 
 
@@ -156,10 +184,17 @@ _MAGIC = (
 _AUDIO_FORMATS = {"mp3": "audio/mpeg", "pcm16": "audio/pcm", "pcm": "audio/pcm"}
 
 
-def media_placeholder(media_type: str, encoded_chars: int) -> str:
-    """What is recorded in place of ``encoded_chars`` characters of base64 media of
-    ``media_type``: ``[image/png omitted: 102400 bytes as base64]``."""
-    return f"[{media_type} omitted: {encoded_chars * 3 // 4} bytes as base64]"
+def media_placeholder(media_type: str, encoded: str) -> str:
+    """What is recorded in place of the base64 media ``encoded`` of ``media_type``:
+    ``[image/png omitted: 102400 bytes as base64]`` (the size decoded, padding not counted)."""
+    return f"[{media_type} omitted: {decoded_size(encoded)} bytes as base64]"
+
+
+def decoded_size(encoded: str) -> int:
+    """How many bytes the base64 text ``encoded`` decodes to (line breaks and padding are not
+    data)."""
+    text = encoded.replace("\n", "").replace("\r", "")
+    return (len(text) - (len(text) - len(text.rstrip("=")))) * 3 // 4
 
 
 def sniff_media_type(encoded: str, default: str = "application/octet-stream") -> str:
@@ -179,15 +214,25 @@ def sniff_media_type(encoded: str, default: str = "application/octet-stream") ->
     return default
 
 
-def _is_base64(text: str) -> bool:
-    return bool(_BASE64.fullmatch(text[:4096]))
+def _looks_encoded(text: str) -> bool:
+    """Base64 characters only, and as varied as encoded bytes are (upper and lower case
+    letters, digits, 20 distinct characters or more), so a long run of letters is not taken
+    for media."""
+    head = text[:4096]
+    return (
+        _BASE64.fullmatch(head) is not None
+        and len(set(head)) >= 20
+        and any(c.isdigit() for c in head)
+        and any(c.isupper() for c in head)
+        and any(c.islower() for c in head)
+    )
 
 
 def _placeholder(value: str, siblings: dict[str, Any], fallback: str) -> str:
     if value.startswith("data:"):
         header, sep, payload = value.partition(";base64,")
         if sep:
-            return media_placeholder(header[5:] or "data", len(payload))
+            return media_placeholder(header[5:] or "data", payload)
     declared = siblings.get("media_type") or siblings.get("mime_type")
     fmt = siblings.get("format")
     if isinstance(declared, str) and declared:
@@ -196,7 +241,7 @@ def _placeholder(value: str, siblings: dict[str, Any], fallback: str) -> str:
         media_type = _AUDIO_FORMATS.get(fmt.lower(), f"audio/{fmt.lower()}")
     else:
         media_type = sniff_media_type(value, fallback)
-    return media_placeholder(media_type, len(value))
+    return media_placeholder(media_type, value)
 
 
 _PLACEHOLDER = re.compile(r"\[[^\]]* omitted: \d+ bytes as base64\]")
@@ -216,16 +261,17 @@ def _scrub_text(text: str, media: bool) -> str:
     if media and len(text) >= MEDIA_MIN_CHARS:
         if text.startswith("data:") and ";base64," in text[:256]:
             return _placeholder(text, {}, "application/octet-stream")
-        if _is_base64(text):
-            return media_placeholder(sniff_media_type(text), len(text))
+        if _looks_encoded(text):
+            return media_placeholder(sniff_media_type(text), text)
     return mask_urls(text)
 
 
 def scrub(value: Any, *, media: bool = True, parent: str = "") -> Any:
-    """``value`` as it may be recorded: every URL in it through :func:`safe_url` and, with
-    ``media``, inline base64 media replaced by a placeholder naming its type and size — media
-    fields (:data:`MEDIA_KEYS`) whatever their size, any other data URL or base64 string of
-    :data:`MEDIA_MIN_CHARS` or more.
+    """``value`` as it may be recorded: every field named as a credential
+    (:data:`SECRET_FIELDS`) replaced by ``REDACTED``, every URL in it through
+    :func:`safe_url` and, with ``media``, inline base64 media replaced by a placeholder naming
+    its type and size — media fields (:data:`MEDIA_KEYS`) whatever their size, any other data
+    URL or encoded-looking base64 string of :data:`MEDIA_MIN_CHARS` or more.
 
     Returns ``value`` itself when there is nothing to replace (no copy is made).
     """
@@ -237,6 +283,14 @@ def scrub(value: Any, *, media: bool = True, parent: str = "") -> Any:
     if isinstance(value, dict):
         changed = {}
         for key, item in value.items():
+            if (
+                isinstance(key, str)
+                and isinstance(item, str)
+                and item
+                and key.lower().replace("-", "_") in SECRET_FIELDS
+            ):
+                changed[key] = REDACTED
+                continue
             if media and isinstance(item, str) and item:
                 fallback = _is_media(key, item, parent, value)
                 if fallback is not None:
@@ -247,9 +301,3 @@ def scrub(value: Any, *, media: bool = True, parent: str = "") -> Any:
                 changed[key] = new
         return {**value, **changed} if changed else value
     return value
-
-
-def omit_media(value: Any) -> Any:
-    """``value`` with inline base64 media replaced by placeholders and URLs masked (the same as
-    :func:`scrub` with ``media=True``)."""
-    return scrub(value, media=True)

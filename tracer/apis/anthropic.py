@@ -22,6 +22,7 @@ from tracer.apis.base import (
     str_or_none,
     token_usage,
 )
+from tracer.apis.keep import COUNTS, FLAG, KIND, MESSAGE, NUMBER, TEXT, Shape, one_of
 from tracer.apis.merge import Merged
 
 __all__ = ["MESSAGES", "Messages", "MessagesStream", "anthropic_usage"]
@@ -54,6 +55,37 @@ class Messages(ApiSpec):
     span_type = "CHAT_MODEL"
     message_format = "anthropic"
     content_keys = ("messages", "system")
+    #: Never ``messages``, ``system``, ``metadata``, stop sequences or tool schemas.
+    kept_request: Shape = {
+        "model": TEXT,
+        "max_tokens": NUMBER,
+        "temperature": NUMBER,
+        "top_p": NUMBER,
+        "top_k": NUMBER,
+        "stream": FLAG,
+        "service_tier": one_of("auto", "standard_only"),
+        "thinking": {
+            "type": one_of("enabled", "disabled", "adaptive", "between_tools"),
+            "budget_tokens": NUMBER,
+        },
+        "tools": [{"type": KIND, "name": TEXT}],
+        "tool_choice": {
+            "type": one_of("auto", "any", "tool", "none"),
+            "name": TEXT,
+            "disable_parallel_tool_use": FLAG,
+        },
+    }
+    #: Never the content blocks' text, thinking, signatures, tool inputs or citations.
+    kept_response: Shape = {
+        "id": TEXT,
+        "type": TEXT,
+        "role": TEXT,
+        "model": TEXT,
+        "stop_reason": TEXT,
+        "usage": COUNTS,
+        "error": {"type": TEXT, "message": MESSAGE},
+        "content": [{"type": TEXT, "id": TEXT, "name": TEXT}],
+    }
 
     def tools(self, request: dict[str, Any]) -> list[Any] | None:
         """Anthropic tools (``input_schema``) in the chat-completions form."""
@@ -73,7 +105,7 @@ class Messages(ApiSpec):
                     if v is not None
                 },
             }
-            if isinstance(t, dict) and "input_schema" in t
+            if isinstance(t, dict) and ("input_schema" in t or t.get("type") in (None, "custom"))
             else t
             for t in tools
         ]
@@ -92,17 +124,6 @@ class Messages(ApiSpec):
             if response.get("type") == "error" or "error" in response
             else None,
         )
-
-    def strip_content(self, response: dict[str, Any]) -> dict[str, Any]:
-        """The message with each content block reduced to its type (and tool name)."""
-        stripped = dict(response)
-        if isinstance(response.get("content"), list):
-            stripped["content"] = [
-                {k: b[k] for k in ("type", "id", "name") if k in b}
-                for b in response["content"]
-                if isinstance(b, dict)
-            ]
-        return stripped
 
     def new_stream(self) -> MessagesStream:
         """A fresh accumulator for one streamed message."""

@@ -6,6 +6,7 @@ import json
 from dataclasses import dataclass, field
 from typing import Any, Protocol
 
+from tracer.apis.keep import Shape, keep
 from tracer.config import TracerConfig
 
 __all__ = [
@@ -74,8 +75,11 @@ class ApiSpec:
     span_type: str = "LLM"
     message_format: str | None = None
     content_keys: tuple[str, ...] = ()
-    """Request keys that hold prompts/messages (kept out of attributes, dropped when content
-    capture is off)."""
+    """Request keys that hold prompts/messages (kept out of the span's attributes)."""
+    kept_request: Shape = {}
+    """What of a request is recorded when content capture is off (see :mod:`tracer.apis.keep`)."""
+    kept_response: Shape = {}
+    """What of a response is recorded when content capture is off."""
 
     def tools(self, request: dict[str, Any]) -> list[Any] | None:
         """The request's tool definitions in the chat-completions form MLflow displays."""
@@ -88,13 +92,19 @@ class ApiSpec:
 
     def outputs(self, response: Any, config: TracerConfig) -> Any:
         """What the span records as outputs for ``response``."""
-        if isinstance(response, dict) and not config.capture_content:
+        if not config.capture_content:
             return self.strip_content(response)
         return response
 
-    def strip_content(self, response: dict[str, Any]) -> dict[str, Any]:
-        """The response without prompts or completions (content capture off)."""
-        return response
+    def strip_request(self, request: dict[str, Any]) -> dict[str, Any]:
+        """The request reduced to :attr:`kept_request` (content capture off)."""
+        kept = keep(request, self.kept_request)
+        return kept if isinstance(kept, dict) else {}
+
+    def strip_content(self, response: Any) -> Any:
+        """The response reduced to :attr:`kept_response` (content capture off); ``None`` when
+        it is not an object."""
+        return keep(response, self.kept_response)
 
     def new_stream(self) -> StreamAccumulator:
         """A fresh accumulator for one streamed response."""

@@ -21,9 +21,32 @@ from tracer.apis.base import (
     parse_event,
     token_usage,
 )
+from tracer.apis.keep import (
+    COUNTS,
+    ERROR,
+    FLAG,
+    NUMBER,
+    PROMPT_CACHE_RETENTION,
+    REASONING_EFFORT,
+    SAMPLING,
+    SERVICE_TIER,
+    TEXT,
+    VERBOSITY,
+    Shape,
+    either,
+    one_of,
+)
 from tracer.apis.merge import Merged
 
-__all__ = ["CHAT", "ChatCompletions", "ChatStream", "OpenAIChunkStream", "openai_usage"]
+__all__ = [
+    "CHAT",
+    "CHAT_REQUEST",
+    "CHAT_RESPONSE",
+    "ChatCompletions",
+    "ChatStream",
+    "OpenAIChunkStream",
+    "openai_usage",
+]
 
 
 def openai_usage(usage: Any) -> dict[str, int] | None:
@@ -39,6 +62,86 @@ def openai_usage(usage: Any) -> dict[str, int] | None:
         cached if cached is not None else usage.get("cache_read_input_tokens"),
         usage.get("cache_creation_input_tokens"),
     )
+
+
+_TOOL_NAMES = {"function": {"name": TEXT}, "custom": {"name": TEXT}}
+_TOOL_TYPE = one_of("function", "custom", "allowed_tools")
+
+
+#: A chat request with content capture off: sampling and length parameters, enumerated
+#: settings, tool names; never messages, prediction, metadata, user, stop sequences, schemas.
+CHAT_REQUEST: Shape = {
+    **SAMPLING,
+    "max_completion_tokens": NUMBER,
+    "logprobs": FLAG,
+    "top_logprobs": NUMBER,
+    "stream_options": {"include_usage": FLAG, "include_obfuscation": FLAG},
+    "parallel_tool_calls": FLAG,
+    "store": FLAG,
+    "service_tier": SERVICE_TIER,
+    "reasoning_effort": REASONING_EFFORT,
+    "verbosity": VERBOSITY,
+    "modalities": [one_of("text", "audio")],
+    "audio": {
+        "format": one_of("wav", "aac", "mp3", "flac", "opus", "pcm16"),
+        "voice": one_of(
+            "alloy",
+            "ash",
+            "ballad",
+            "coral",
+            "echo",
+            "fable",
+            "nova",
+            "onyx",
+            "sage",
+            "shimmer",
+            "verse",
+            "marin",
+            "cedar",
+        ),
+    },
+    "response_format": {"type": one_of("text", "json_object", "json_schema")},
+    "prompt_cache_retention": PROMPT_CACHE_RETENTION,
+    "web_search_options": {"search_context_size": one_of("low", "medium", "high")},
+    "tools": [{"type": _TOOL_TYPE, **_TOOL_NAMES}],
+    "tool_choice": either(
+        one_of("none", "auto", "required"),
+        {
+            "type": _TOOL_TYPE,
+            **_TOOL_NAMES,
+            "allowed_tools": {
+                "mode": one_of("auto", "required"),
+                "tools": [{"type": _TOOL_TYPE, **_TOOL_NAMES}],
+            },
+        },
+    ),
+    "functions": [{"name": TEXT}],
+    "function_call": either(one_of("none", "auto"), {"name": TEXT}),
+}
+#: A chat completion with content capture off: ids, model, usage, finish reasons, the names
+#: of the tools called; never the message's content, refusal, arguments or audio.
+CHAT_RESPONSE: Shape = {
+    "id": TEXT,
+    "object": TEXT,
+    "created": NUMBER,
+    "model": TEXT,
+    "system_fingerprint": TEXT,
+    "service_tier": TEXT,
+    "usage": COUNTS,
+    "error": ERROR,
+    "choices": [
+        {
+            "index": NUMBER,
+            "finish_reason": TEXT,
+            "message": {
+                "role": TEXT,
+                "tool_calls": [{"id": TEXT, "type": TEXT, **_TOOL_NAMES}],
+                "function_call": {"name": TEXT},
+                "audio": {"id": TEXT, "expires_at": NUMBER},
+            },
+        }
+    ],
+}
 
 
 def content_text(content: Any) -> str | None:
@@ -64,6 +167,8 @@ class ChatCompletions(ApiSpec):
     span_type = "CHAT_MODEL"
     message_format = "openai"
     content_keys: tuple[str, ...] = ("messages",)
+    kept_request = CHAT_REQUEST
+    kept_response = CHAT_RESPONSE
 
     def summarize(self, response: Any) -> ResponseSummary:
         """Model, usage, finish reasons, id and error of a ``chat.completion`` object."""
@@ -84,18 +189,6 @@ class ChatCompletions(ApiSpec):
             response_id=rid if isinstance(rid, str) else None,
             error=error_message(response) if "error" in response else None,
         )
-
-    def strip_content(self, response: dict[str, Any]) -> dict[str, Any]:
-        """The response with each choice reduced to its index and finish reason."""
-        stripped = {k: v for k, v in response.items() if k != "choices"}
-        choices = response.get("choices")
-        if isinstance(choices, list):
-            stripped["choices"] = [
-                {k: c.get(k) for k in ("index", "finish_reason")}
-                for c in choices
-                if isinstance(c, dict)
-            ]
-        return stripped
 
     def new_stream(self) -> OpenAIChunkStream:
         """A fresh accumulator for one streamed chat completion."""

@@ -11,6 +11,7 @@ from __future__ import annotations
 from typing import Any
 
 from tracer.apis.chat import ChatCompletions, OpenAIChunkStream
+from tracer.apis.keep import COUNTS, ERROR, FLAG, NUMBER, SAMPLING, TEXT, Shape
 from tracer.apis.merge import Merged
 
 __all__ = ["COMPLETIONS", "CompletionStream", "Completions"]
@@ -29,6 +30,23 @@ class Completions(ChatCompletions):
     span_type = "LLM"
     message_format = "openai"
     content_keys = ("prompt", "suffix")
+    kept_request: Shape = {
+        **SAMPLING,
+        "best_of": NUMBER,
+        "echo": FLAG,
+        "logprobs": NUMBER,
+        "stream_options": {"include_usage": FLAG, "include_obfuscation": FLAG},
+    }
+    kept_response: Shape = {
+        "id": TEXT,
+        "object": TEXT,
+        "created": NUMBER,
+        "model": TEXT,
+        "system_fingerprint": TEXT,
+        "usage": COUNTS,
+        "error": ERROR,
+        "choices": [{"index": NUMBER, "finish_reason": TEXT}],
+    }
 
     def new_stream(self) -> CompletionStream:
         """A fresh accumulator for one streamed completion."""

@@ -16,6 +16,7 @@ from typing import Any
 
 from tracer.apis.base import ApiSpec, ResponseSummary, error_message
 from tracer.apis.chat import openai_usage
+from tracer.apis.keep import COUNTS, ERROR, NUMBER, TEXT, Shape, one_of
 from tracer.config import TracerConfig
 
 __all__ = ["EMBEDDINGS", "Embeddings", "vector_length"]
@@ -53,6 +54,18 @@ class Embeddings(ApiSpec):
     span_type = "EMBEDDING"
     message_format = None
     content_keys = ("input",)
+    kept_request: Shape = {
+        "model": TEXT,
+        "encoding_format": one_of("float", "base64"),
+        "dimensions": NUMBER,
+    }
+    kept_response: Shape = {
+        "object": TEXT,
+        "model": TEXT,
+        "usage": COUNTS,
+        "error": ERROR,
+        "data": [{"object": TEXT, "index": NUMBER, "dimensions": NUMBER}],
+    }
 
     def summarize(self, response: Any) -> ResponseSummary:
         """Model, usage, error, and ``embeddings.count`` / ``embeddings.dimensions``."""
@@ -75,22 +88,31 @@ class Embeddings(ApiSpec):
 
     def outputs(self, response: Any, config: TracerConfig) -> Any:
         """The response with each vector replaced by its dimension, or decoded to floats when
-        embeddings (and content) are captured."""
-        if not isinstance(response, dict) or not isinstance(response.get("data"), list):
-            return response
-        data = []
-        for item in response["data"]:
-            if not isinstance(item, dict) or "embedding" not in item:
-                data.append(item)
-                continue
-            item = dict(item)
-            vector = item.pop("embedding")
-            if config.capture_embeddings and config.capture_content:
-                item["embedding"] = _floats(vector)
-            else:
-                item["dimensions"] = vector_length(vector)
+        embeddings (and content) are captured; reduced to :attr:`kept_response` when content
+        capture is off."""
+        if not config.capture_content:
+            return self.strip_content(_vectors(response, decode=False))
+        return _vectors(response, decode=config.capture_embeddings)
+
+
+def _vectors(response: Any, decode: bool) -> Any:
+    """``response`` with each vector decoded to floats (``decode``) or replaced by its
+    dimension."""
+    if not isinstance(response, dict) or not isinstance(response.get("data"), list):
+        return response
+    data = []
+    for item in response["data"]:
+        if not isinstance(item, dict) or "embedding" not in item:
             data.append(item)
-        return {**response, "data": data}
+            continue
+        item = dict(item)
+        vector = item.pop("embedding")
+        if decode:
+            item["embedding"] = _floats(vector)
+        else:
+            item["dimensions"] = vector_length(vector)
+        data.append(item)
+    return {**response, "data": data}
 
 
 EMBEDDINGS = Embeddings()

@@ -31,15 +31,26 @@ from tracer.apis.base import (
     str_or_none,
     token_usage,
 )
+from tracer.apis.keep import COUNTS, ERROR, FLAG, NUMBER, TEXT, Shape, keep, one_of
 from tracer.config import TracerConfig
 from tracer.redact import media_placeholder
 
 __all__ = ["IMAGES", "Images", "ImagesStream", "image_media_type", "images_usage"]
 
-#: The fields of one generated image that are content (dropped when content capture is off).
-_IMAGE_CONTENT = ("b64_json", "url", "revised_prompt")
-#: Response fields recorded as ``images.<field>`` attributes (the settings actually used).
-_SETTINGS = ("size", "quality", "output_format", "background")
+_SIZE = one_of(
+    "auto", "256x256", "512x512", "1024x1024", "1536x1024", "1024x1536", "1792x1024", "1024x1792"
+)
+_QUALITY = one_of("auto", "standard", "hd", "low", "medium", "high", "xhigh", "max")
+_FORMAT = one_of("png", "jpeg", "webp", "gif", "svg")
+_BACKGROUND = one_of("auto", "transparent", "opaque")
+#: Response fields recorded as ``images.<field>`` attributes (the settings actually used):
+#: only values the API documents, since a server may echo what the request said.
+_SETTINGS = {
+    "size": _SIZE,
+    "quality": _QUALITY,
+    "output_format": _FORMAT,
+    "background": _BACKGROUND,
+}
 _FORMATS = {
     "png": "image/png",
     "jpeg": "image/jpeg",
@@ -90,7 +101,7 @@ def _omit_images(response: dict[str, Any]) -> dict[str, Any]:
     for item in data:
         b64 = item.get("b64_json") if isinstance(item, dict) else None
         if isinstance(b64, str) and b64:
-            placeholder = media_placeholder(image_media_type(output_format, b64), len(b64))
+            placeholder = media_placeholder(image_media_type(output_format, b64), b64)
             item = {**item, "b64_json": placeholder}
         items.append(item)
     return {**response, "data": items}
@@ -104,6 +115,32 @@ class Images(ApiSpec):
     span_type = "TOOL"
     message_format = None
     content_keys = ("prompt",)
+    #: Never the prompt or the user.
+    kept_request: Shape = {
+        "model": TEXT,
+        "n": NUMBER,
+        "size": _SIZE,
+        "quality": _QUALITY,
+        "style": one_of("vivid", "natural"),
+        "output_format": _FORMAT,
+        "output_compression": NUMBER,
+        "background": _BACKGROUND,
+        "moderation": one_of("low", "auto"),
+        "response_format": one_of("url", "b64_json"),
+        "stream": FLAG,
+        "partial_images": NUMBER,
+    }
+    #: Never the images, their URLs or revised prompts: one empty object per image.
+    kept_response: Shape = {
+        "created": NUMBER,
+        "usage": COUNTS,
+        "error": ERROR,
+        "size": _SIZE,
+        "quality": _QUALITY,
+        "output_format": _FORMAT,
+        "background": _BACKGROUND,
+        "data": [{}],
+    }
 
     def summarize(self, response: Any) -> ResponseSummary:
         """Model (rarely in the response), usage, error, ``images.count`` and the settings the
@@ -118,8 +155,8 @@ class Images(ApiSpec):
         data = response.get("data")
         if isinstance(data, list):
             summary.attributes["images.count"] = len(data)
-        for key in _SETTINGS:
-            value = str_or_none(response.get(key))
+        for key, shape in _SETTINGS.items():
+            value = keep(response.get(key), shape)
             if value is not None:
                 summary.attributes[f"images.{key}"] = value
         return summary
@@ -127,24 +164,11 @@ class Images(ApiSpec):
     def outputs(self, response: Any, config: TracerConfig) -> Any:
         """The response; images as placeholders unless media capture is on; no image, URL or
         revised prompt when content capture is off."""
-        if not isinstance(response, dict):
-            return response
         if not config.capture_content:
             return self.strip_content(response)
-        return response if config.capture_media else _omit_images(response)
-
-    def strip_content(self, response: dict[str, Any]) -> dict[str, Any]:
-        """The response without the images, their URLs and revised prompts."""
-        data = response.get("data")
-        if not isinstance(data, list):
+        if not isinstance(response, dict):
             return response
-        items = [
-            {k: v for k, v in item.items() if k not in _IMAGE_CONTENT}
-            if isinstance(item, dict)
-            else item
-            for item in data
-        ]
-        return {**response, "data": items}
+        return response if config.capture_media else _omit_images(response)
 
     def new_stream(self) -> ImagesStream:
         """A fresh accumulator for one streamed image generation."""

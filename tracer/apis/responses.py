@@ -2,7 +2,8 @@
 
 A stream of typed events is reassembled into the final ``response`` object: taken whole from
 ``response.completed`` (or ``response.failed`` / ``response.incomplete``) when one arrives,
-otherwise rebuilt from ``response.created`` and the output items and deltas seen so far.
+otherwise rebuilt from ``response.created`` and the output items, parts and deltas seen so far
+(merged by the rule of :mod:`tracer.apis.merge`).
 """
 
 from __future__ import annotations
@@ -14,14 +15,36 @@ from tracer.apis.base import (
     ApiSpec,
     ResponseSummary,
     StreamBase,
-    add_piece,
     error_message,
     parse_event,
     str_or_none,
     token_usage,
 )
+from tracer.apis.keep import (
+    COUNTS,
+    ERROR,
+    FLAG,
+    KIND,
+    NUMBER,
+    PROMPT_CACHE_RETENTION,
+    REASONING_EFFORT,
+    SERVICE_TIER,
+    TEXT,
+    VERBOSITY,
+    Shape,
+    either,
+    one_of,
+)
+from tracer.apis.merge import Merged
 
-__all__ = ["RESPONSES", "Responses", "ResponsesStream", "responses_usage"]
+__all__ = [
+    "RESPONSES",
+    "RESPONSES_REQUEST",
+    "RESPONSES_RESPONSE",
+    "Responses",
+    "ResponsesStream",
+    "responses_usage",
+]
 
 _TERMINAL = ("response.completed", "response.failed", "response.incomplete")
 
@@ -37,6 +60,83 @@ def responses_usage(usage: Any) -> dict[str, int] | None:
         usage.get("total_tokens"),
         details.get("cached_tokens") if isinstance(details, dict) else None,
     )
+
+
+_TOOL = {"type": KIND, "name": TEXT}
+#: The settings a Responses request sends and its response echoes back, as kept with content
+#: capture off: never ``input``, ``instructions``, ``metadata``, ``user``,
+#: ``safety_identifier``, ``prompt_cache_key``, a prompt's variables, schemas or tool
+#: descriptions.
+_SETTINGS: dict[str, Any] = {
+    "model": TEXT,
+    "temperature": NUMBER,
+    "top_p": NUMBER,
+    "max_output_tokens": NUMBER,
+    "max_tool_calls": NUMBER,
+    "top_logprobs": NUMBER,
+    "parallel_tool_calls": FLAG,
+    "store": FLAG,
+    "background": FLAG,
+    "service_tier": SERVICE_TIER,
+    "truncation": one_of("auto", "disabled"),
+    "prompt_cache_retention": PROMPT_CACHE_RETENTION,
+    "reasoning": {
+        "effort": REASONING_EFFORT,
+        "summary": one_of("auto", "concise", "detailed"),
+        "generate_summary": one_of("auto", "concise", "detailed"),
+    },
+    "text": {
+        "format": {"type": one_of("text", "json_object", "json_schema")},
+        "verbosity": VERBOSITY,
+    },
+    "tools": [_TOOL],
+    "tool_choice": either(
+        one_of("none", "auto", "required"),
+        {"type": KIND, "name": TEXT, "mode": one_of("auto", "required")},
+    ),
+    "previous_response_id": TEXT,
+    "conversation": either(TEXT, {"id": TEXT}),
+    "prompt": {"id": TEXT, "version": TEXT},
+}
+RESPONSES_REQUEST: Shape = {
+    **_SETTINGS,
+    "stream": FLAG,
+    "stream_options": {"include_obfuscation": FLAG},
+    "include": [
+        one_of(
+            "file_search_call.results",
+            "web_search_call.results",
+            "web_search_call.action.sources",
+            "message.input_image.image_url",
+            "computer_call_output.output.image_url",
+            "code_interpreter_call.outputs",
+            "reasoning.encrypted_content",
+            "message.output_text.logprobs",
+        )
+    ],
+}
+RESPONSES_RESPONSE: Shape = {
+    **_SETTINGS,
+    "id": TEXT,
+    "object": TEXT,
+    "created_at": NUMBER,
+    "completed_at": NUMBER,
+    "status": TEXT,
+    "usage": COUNTS,
+    "error": ERROR,
+    "incomplete_details": {"reason": TEXT},
+    "output": [
+        {
+            "type": TEXT,
+            "id": TEXT,
+            "status": TEXT,
+            "role": TEXT,
+            "call_id": TEXT,
+            "name": TEXT,
+            "content": [{"type": TEXT}],
+        }
+    ],
+}
 
 
 def _function_tool(tool: Any) -> Any:
@@ -57,6 +157,8 @@ class Responses(ApiSpec):
     span_type = "CHAT_MODEL"
     message_format = "openai"
     content_keys = ("input", "instructions")
+    kept_request = RESPONSES_REQUEST
+    kept_response = RESPONSES_RESPONSE
 
     def tools(self, request: dict[str, Any]) -> list[Any] | None:
         """Function tools converted to the chat-completions form."""
@@ -85,17 +187,6 @@ class Responses(ApiSpec):
             summary.attributes["responses.incomplete_reason"] = details["reason"]
         return summary
 
-    def strip_content(self, response: dict[str, Any]) -> dict[str, Any]:
-        """The response without its output items' content (types and statuses kept)."""
-        stripped = {k: v for k, v in response.items() if k not in ("output", "instructions")}
-        if isinstance(response.get("output"), list):
-            stripped["output"] = [
-                {k: item.get(k) for k in ("type", "id", "status")}
-                for item in response["output"]
-                if isinstance(item, dict)
-            ]
-        return stripped
-
     def new_stream(self) -> ResponsesStream:
         """A fresh accumulator for one streamed response."""
         return ResponsesStream()
@@ -104,18 +195,38 @@ class Responses(ApiSpec):
 RESPONSES = Responses()
 
 
-class ResponsesStream(StreamBase):
-    """Accumulates Responses API stream events into the final ``response`` object."""
+#: Where each delta event's text goes in its output item (``{part}``: the event's
+#: ``content_index`` or ``summary_index``). Any other ``response.<field>.delta`` event of an
+#: output item is joined into the item's ``<field>``.
+_DELTA_PATHS = {
+    "response.output_text.delta": ("content", "text", "output_text"),
+    "response.refusal.delta": ("content", "refusal", "refusal"),
+    "response.reasoning_text.delta": ("content", "text", "reasoning_text"),
+    "response.reasoning_summary_text.delta": ("summary", "text", "summary_text"),
+    "response.function_call_arguments.delta": (None, "arguments", None),
+    "response.custom_tool_call_input.delta": (None, "input", None),
+    "response.mcp_call_arguments.delta": (None, "arguments", None),
+    "response.code_interpreter_call_code.delta": (None, "code", None),
+}
 
-    __slots__ = ("_args", "_final", "_items", "_response", "_texts")
+
+class ResponsesStream(StreamBase):
+    """Accumulates Responses API stream events into the final ``response`` object.
+
+    Until a terminal event brings the whole response, each output item is rebuilt from its
+    ``response.output_item.added`` object, its parts (``response.content_part.added``,
+    ``response.reasoning_summary_part.added``) and its delta events, merged by the rule of
+    :mod:`tracer.apis.merge`; a ``response.output_item.done`` item replaces it whole.
+    """
+
+    __slots__ = ("_done", "_final", "_items", "_response")
 
     def __init__(self) -> None:
         super().__init__()
         self._response: dict[str, Any] | None = None  # from response.created / in_progress
         self._final: dict[str, Any] | None = None  # from a terminal event
-        self._items: dict[int, dict[str, Any]] = {}
-        self._texts: dict[tuple[int, int], list[str]] = {}
-        self._args: dict[int, list[str]] = {}
+        self._items: dict[int, Merged] = {}
+        self._done: dict[int, dict[str, Any]] = {}
 
     def add(self, event: str, data: str) -> None:
         """Take one typed event of the stream."""
@@ -123,6 +234,8 @@ class ResponsesStream(StreamBase):
         if payload is None:
             return
         kind = payload.get("type") or event
+        if not isinstance(kind, str):
+            return
         if kind in _TERMINAL:
             if isinstance(payload.get("response"), dict):
                 self._final = payload["response"]
@@ -132,53 +245,73 @@ class ResponsesStream(StreamBase):
                 self._response = payload["response"]
         elif kind == "error":
             self._error = payload
-        elif kind in ("response.output_item.added", "response.output_item.done"):
-            index, item = payload.get("output_index"), payload.get("item")
-            if isinstance(index, int) and isinstance(item, dict):
-                self._items[index] = item
-                if kind.endswith(".done"):
-                    self._args.pop(index, None)
-                    for key in [k for k in self._texts if k[0] == index]:
-                        del self._texts[key]
-        elif kind == "response.output_text.delta":
-            index, part = payload.get("output_index"), payload.get("content_index")
-            if isinstance(index, int) and isinstance(payload.get("delta"), str):
-                key = (index, part if isinstance(part, int) else 0)
-                add_piece(self._texts.setdefault(key, []), payload["delta"])
-        elif kind == "response.function_call_arguments.delta":
+        else:
             index = payload.get("output_index")
-            if isinstance(index, int) and isinstance(payload.get("delta"), str):
-                add_piece(self._args.setdefault(index, []), payload["delta"])
+            if isinstance(index, int) and not isinstance(index, bool):
+                self._add_item_event(kind, index, payload)
+
+    def _add_item_event(self, kind: str, index: int, payload: dict[str, Any]) -> None:
+        item = payload.get("item")
+        if kind == "response.output_item.done" and isinstance(item, dict):
+            self._done[index] = item
+            self._items.pop(index, None)
+            return
+        if index in self._done:
+            return
+        if kind == "response.output_item.added" and isinstance(item, dict):
+            self._items[index] = Merged(item)
+            return
+        part = payload.get("part")
+        if kind == "response.content_part.added" and isinstance(part, dict):
+            self._merge(index, "message", {"content": [{**part, "index": _part(payload)}]})
+        elif kind == "response.reasoning_summary_part.added" and isinstance(part, dict):
+            self._merge(index, "reasoning", {"summary": [{**part, "index": _part(payload)}]})
+        elif kind.endswith(".delta") and isinstance(payload.get("delta"), str):
+            parts, field, part_type = _DELTA_PATHS.get(
+                kind, (None, kind.removeprefix("response.").removesuffix(".delta"), None)
+            )
+            delta: dict[str, Any] = {field: payload["delta"]}
+            if parts is not None:
+                delta = {parts: [{"index": _part(payload), "type": part_type, **delta}]}
+            bare = "function_call" if field == "arguments" and parts is None else "message"
+            self._merge(index, bare, delta)
+
+    def _merge(self, index: int, bare_type: str, delta: dict[str, Any]) -> None:
+        item = self._items.get(index)
+        if item is None:  # deltas whose item was never announced: kept in a bare item
+            item = self._items[index] = Merged({"type": bare_type})
+        item.add(delta)
 
     def result(self) -> dict[str, Any] | None:
         """The final ``response`` object, or one rebuilt from what arrived so far."""
         if self._final is not None:
             return self._final
-        # Deltas whose output item was never announced are kept too, in a bare item.
-        indices = sorted(set(self._items) | set(self._args) | {k[0] for k in self._texts})
+        indices = sorted(set(self._items) | set(self._done))
         if self._response is None and not indices:
             return {"error": self._error} if self._error is not None else None
         result = copy.deepcopy(self._response) if self._response is not None else {}
         result.setdefault("object", "response")
-        output = []
-        for index in indices:
-            bare = {"type": "function_call" if index in self._args else "message"}
-            item = copy.deepcopy(self._items.get(index, bare))
-            if index in self._args:
-                item["arguments"] = "".join(self._args[index])
-            texts = sorted((k[1], v) for k, v in self._texts.items() if k[0] == index)
-            if texts:
-                parts = item.get("content")
-                if not isinstance(parts, list):
-                    parts = item["content"] = []
-                for content_index, pieces in texts:
-                    text = "".join(pieces)
-                    if 0 <= content_index < len(parts) and isinstance(parts[content_index], dict):
-                        parts[content_index]["text"] = text
-                    else:  # a part not announced (or a nonsensical index): appended, bounded
-                        parts.append({"type": "output_text", "text": text, "annotations": []})
-            output.append(item)
-        result["output"] = output
+        result["output"] = [
+            self._done[i] if i in self._done else _complete(self._items[i].result())
+            for i in indices
+        ]
         if self._error is not None:
             result["error"] = {k: v for k, v in self._error.items() if k != "type"}
         return result
+
+
+def _complete(item: dict[str, Any]) -> dict[str, Any]:
+    """A rebuilt item in the final schema: an ``output_text`` part has ``annotations``."""
+    for part in item.get("content") or ():
+        if isinstance(part, dict) and part.get("type") == "output_text":
+            part.setdefault("annotations", [])
+    return item
+
+
+def _part(payload: dict[str, Any]) -> int:
+    """The part a delta event belongs to (``content_index`` or ``summary_index``; 0 if none)."""
+    for key in ("content_index", "summary_index"):
+        value = payload.get(key)
+        if isinstance(value, int) and not isinstance(value, bool):
+            return value
+    return 0
