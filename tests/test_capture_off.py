@@ -92,6 +92,14 @@ def schema(m: Marks, at: str) -> dict[str, Any]:
     }
 
 
+def user_location(m: Marks, at: str) -> dict[str, Any]:
+    """An approximate user location (web search tools) with a marker in each place name."""
+    return {
+        "type": "approximate",
+        **{f: m(f"{at}.{f}") for f in ("city", "country", "region", "timezone")},
+    }
+
+
 def moderation(m: Marks) -> dict[str, Any]:
     """OpenAI's moderation setting (its ``model`` is a model name, so not marked)."""
     return {
@@ -475,13 +483,7 @@ def responses_tools(m: Marks) -> list[dict[str, Any]]:
             "type": "web_search",
             "filters": {"allowed_domains": [m("tools.web_search.allowed_domain")]},
             "search_context_size": m("tools.web_search.search_context_size"),
-            "user_location": {
-                "type": "approximate",
-                "city": m("tools.web_search.user_location.city"),
-                "country": m("tools.web_search.user_location.country"),
-                "region": m("tools.web_search.user_location.region"),
-                "timezone": m("tools.web_search.user_location.timezone"),
-            },
+            "user_location": user_location(m, "tools.web_search.user_location"),
         },
         {
             "type": "mcp",
@@ -835,13 +837,7 @@ def anthropic_request(m: Marks, stream: bool) -> dict[str, Any]:
                 "name": "web_search",
                 "allowed_domains": [m("tools.web_search.allowed_domain")],
                 "blocked_domains": [m("tools.web_search.blocked_domain")],
-                "user_location": {
-                    "type": "approximate",
-                    "city": m("tools.web_search.user_location.city"),
-                    "country": m("tools.web_search.user_location.country"),
-                    "region": m("tools.web_search.user_location.region"),
-                    "timezone": m("tools.web_search.user_location.timezone"),
-                },
+                "user_location": user_location(m, "tools.web_search.user_location"),
             },
         ],
         "user_profile_id": "uprof_abc123",  # an id, sent as a header
