@@ -19,6 +19,8 @@ OPENAI_SUITE = [
     "tests/test_openai_apis.py",
     "tests/test_examples.py",
     "tests/test_images.py",
+    "tests/test_stream_merge.py",
+    "tests/test_secrets.py",
 ]
 ANTHROPIC_SUITE = ["tests/test_anthropic.py"]
 # name -> (requirements installed in the layer, test files, pytest -k filter)
