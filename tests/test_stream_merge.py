@@ -261,3 +261,38 @@ def test_a_field_no_one_has_invented_yet_reassembles(raw: RawServer, experiment:
         "trace": {"steps": "look up", "depth": 2},
         "cited": [{"t": "ab"}, {"t": "c"}],
     }
+
+
+@pytest.mark.parametrize("capture_content", [True, False])
+def test_deeply_nested_pieces_are_recorded_without_exhausting_the_stack(
+    raw: RawServer, experiment: str, capture_content: bool
+) -> None:
+    deep = '{"a":' * 800 + '"x"' + "}" * 800  # JSON the parser takes, far deeper than payloads
+    chunk = (
+        '{"id":"c1","object":"chat.completion.chunk","model":"m","choices":[{"index":0,'
+        f'"delta":{{"content":"Hi","x_deep":{deep}}}}}],"usage":{{"prompt_tokens":1,"x":{deep}}}}}'
+    )
+    raw.respond(
+        [
+            head(200, headers=[("Content-Type", "text/event-stream")]),
+            f"data: {chunk}\n\ndata: [DONE]\n\n".encode(),
+        ]
+    )
+    body = '{"model":"m","stream":true,"messages":[{"role":"user","content":"hi"}],"metadata":%s}'
+    with TracedClient(config=TracerConfig(capture_content=capture_content)) as client:
+        response = client.post(
+            raw.url + "/v1/chat/completions",
+            content=(body % deep).encode(),
+            headers={"content-type": "application/json"},
+        )
+    assert response.status_code == 200  # strict mode: no tracer error reached the call
+    span = only_llm_span(experiment)
+    assert span.attributes["stream.completed"] is True
+    assert "metadata" not in span.attributes
+    if capture_content:
+        problems = span.attributes["tracer.problems"]
+        assert "request parameter 'metadata' nests deeper than 128 levels; not recorded" in problems
+        assert "the outputs nest deeper than 128 levels; not recorded" in problems
+    else:  # the allow-list has dropped them
+        assert span.outputs["usage"] == {"prompt_tokens": 1}
+        assert "tracer.problems" not in span.attributes

@@ -37,6 +37,8 @@ MAX_DEPTH = 128
 
 def nests_deeper(value: Any, limit: int) -> bool:
     """Whether ``value`` has containers nested more than ``limit`` levels deep (no recursion)."""
+    if not isinstance(value, (dict, list)):
+        return False
     stack = [(value, 1)]
     while stack:
         item, depth = stack.pop()
@@ -147,9 +149,15 @@ class Recorder:
             request_body = api.strip_request(request_body)
             attributes = dict(request_body)
             inputs = request_body if body is not None else None
+        for key in [k for k, v in attributes.items() if nests_deeper(v, MAX_DEPTH)]:
+            del attributes[key]
+            self._problems.append(
+                f"request parameter {key!r} nests deeper than {MAX_DEPTH} levels; not recorded"
+            )
         media = not config.capture_media
         attributes = redact.scrub(attributes, media=media)
-        self._tools = redact.scrub(api.tools(request_body), media=media)
+        tools = api.tools(request_body) if "tools" in attributes else None
+        self._tools = redact.scrub(tools, media=media)
         inputs = self._recordable(inputs, "inputs")
         attributes["tracer.api"] = api.name
         provider = semconv.provider(

@@ -121,15 +121,23 @@ VERBOSITY = one_of("low", "medium", "high")
 _DROP = object()
 
 
-def _counts(value: Any) -> Any:
+#: ``usage`` nests two or three levels; deeper is not counts (and must not exhaust the stack).
+_COUNTS_DEPTH = 8
+
+
+def _counts(value: Any, depth: int = 0) -> Any:
     if isinstance(value, (int, float)):
         return value
+    if depth >= _COUNTS_DEPTH:
+        return _DROP
     if isinstance(value, dict):
-        kept = {k: _counts(v) for k, v in value.items()}
-        return {k: v for k, v in kept.items() if v is not _DROP}
-    if isinstance(value, list):
-        return [v for v in (_counts(v) for v in value) if v is not _DROP]
-    return _DROP
+        found = {k: _counts(v, depth + 1) for k, v in value.items()}
+        kept: dict[str, Any] | list[Any] = {k: v for k, v in found.items() if v is not _DROP}
+    elif isinstance(value, list):
+        kept = [v for v in (_counts(v, depth + 1) for v in value) if v is not _DROP]
+    else:
+        return _DROP
+    return kept if kept or not value else _DROP  # an object of no numbers is not counts
 
 
 def _fits(shape: Any, value: Any) -> bool:

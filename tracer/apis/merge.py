@@ -30,6 +30,9 @@ IDENTITY_KEYS = frozenset({"id", "type", "role", "name", "call_id", "object", "m
 INDEXED_KEYS = frozenset({"tool_calls"})
 #: Pieces held before they are joined.
 _PIECES = 256
+#: Objects nested deeper than this are not merged but kept whole, as their latest value (no
+#: LLM payload nests so deep; a hostile one must not exhaust the stack).
+MAX_MERGE_DEPTH = 32
 
 
 class _Text:
@@ -45,13 +48,22 @@ class _Text:
             pieces[:] = ["".join(pieces)]
 
 
+class _Whole:
+    """A value kept as it came (too deeply nested to merge)."""
+
+    __slots__ = ("value",)
+
+    def __init__(self, value: Any) -> None:
+        self.value = value
+
+
 class _Indexed:
     __slots__ = ("items",)
 
     def __init__(self) -> None:
         self.items: dict[int, dict[str, Any]] = {}
 
-    def add(self, values: list[Any]) -> None:
+    def add(self, values: list[Any], depth: int) -> None:
         items = self.items
         for item in values:
             if not isinstance(item, dict):
@@ -64,11 +76,15 @@ class _Indexed:
                     index = (latest if latest is not None else -1) + 1
                 else:
                     index = latest
-            _merge(items.setdefault(index, {}), item, skip="index")
+            _merge(items.setdefault(index, {}), item, skip="index", depth=depth + 1)
 
 
 def _merge(
-    state: dict[str, Any], delta: dict[str, Any], skip: str | None = None, base: bool = False
+    state: dict[str, Any],
+    delta: dict[str, Any],
+    skip: str | None = None,
+    base: bool = False,
+    depth: int = 0,
 ) -> None:
     for key, value in delta.items():
         if value is None or key == skip:
@@ -84,10 +100,12 @@ def _merge(
                 known.add(value)
             else:
                 state[key] = _Text(value)
+        elif isinstance(value, (dict, list)) and depth >= MAX_MERGE_DEPTH:
+            state[key] = _Whole(value)
         elif isinstance(value, dict):
             if not isinstance(known, dict):
                 known = state[key] = {}
-            _merge(known, value, base=base)
+            _merge(known, value, base=base, depth=depth + 1)
         elif isinstance(value, list) and (
             isinstance(known, _Indexed)
             or key in INDEXED_KEYS
@@ -95,7 +113,7 @@ def _merge(
         ):
             if not isinstance(known, _Indexed):
                 known = state[key] = _Indexed()
-            known.add(value)
+            known.add(value, depth)
         else:
             state[key] = value
 
@@ -107,6 +125,8 @@ def _built(node: Any) -> Any:
         return {key: _built(value) for key, value in node.items()}
     if isinstance(node, _Indexed):
         return [_built(item) for _, item in sorted(node.items.items())]
+    if isinstance(node, _Whole):
+        return node.value
     return node
 
 
