@@ -9,6 +9,7 @@ import json
 from typing import Any
 
 import anthropic
+import openai
 import pytest
 from conftest import only_llm_span, read_traces
 from hypothesis import given
@@ -363,3 +364,26 @@ def test_placeholders_give_the_decoded_size(data: bytes, lines: bool) -> None:
 )
 def test_media_type_is_read_from_the_first_bytes(head: bytes, media_type: str) -> None:
     assert sniff_media_type(base64.b64encode(head + bytes(64)).decode()) == media_type
+
+
+def test_capture_off_error_messages_lose_the_values_they_quote(
+    server: DevServer, experiment: str
+) -> None:
+    client = OpenAI(
+        api_key="k",
+        base_url=server.base_url,
+        max_retries=0,
+        http_client=TracedClient(config=TracerConfig(capture_content=False)),
+    )
+    with pytest.raises(openai.BadRequestError, match="SECRET-format"):  # the caller's is whole
+        client.embeddings.create(
+            model="text-embedding-3-small",
+            input="hello",
+            encoding_format="SECRET-format",  # type: ignore[arg-type]
+        )
+    (span,) = read_traces(experiment)[0].data.spans
+    assert span.status.status_code == "ERROR"
+    message = span.status.description
+    assert "SECRET" not in message and "is not one of" in message, message
+    assert span.outputs["error"]["message"] == message
+    assert "SECRET" not in stored(experiment)
