@@ -116,7 +116,7 @@ def documented_allow_lists() -> dict[tuple[str, str], list[str]]:
     found: dict[tuple[str, str], list[str]] = {}
     api = None
     for line in section.splitlines():
-        heading = re.match(r"#### `([a-z.]+)`", line)
+        heading = re.match(r"#### `([a-z._]+)`", line)
         if heading:
             api = heading.group(1)
         side = re.match(r"- (request|response): (.*)", line)

@@ -1,4 +1,5 @@
-"""The SSE decoder: every split of the byte stream gives the same events."""
+"""The stream decoders (SSE, and NDJSON for Ollama): every split of the byte stream gives the
+same events; a line over the limit is dropped, not buffered."""
 
 from __future__ import annotations
 
@@ -8,7 +9,7 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from tracer.sse import SSEDecoder, SSEEvent
+from tracer.sse import NDJSONDecoder, SSEDecoder, SSEEvent
 
 STREAM = (
     b": keep-alive comment\r\n"
@@ -104,3 +105,37 @@ def test_oversized_event_made_of_short_lines_is_dropped() -> None:
     assert events == [SSEEvent("", "after")]
     assert decoder.oversized_events == 1
     assert decoder._data == []
+
+
+# --- newline-delimited JSON (Ollama) ----------------------------------------------------------
+
+NDJSON = (
+    '{"message":{"content":"Bon"},"done":false}\n'
+    '{"message":{"content":"jour \\u00e9t\\u00e9 — é"},"done":false}\r\n'
+    "\n"
+    '{"done":true,"eval_count":2}'
+).encode()
+
+
+def ndjson_lines(pieces: list[bytes]) -> list[str]:
+    decoder = NDJSONDecoder()
+    return [e.data for p in pieces for e in decoder.feed(p)] + [e.data for e in decoder.flush()]
+
+
+@given(st.lists(st.integers(min_value=0, max_value=len(NDJSON)), max_size=12))
+def test_ndjson_any_cut_gives_the_same_lines(cuts: list[int]) -> None:
+    points = sorted({0, len(NDJSON), *cuts})
+    pieces = [NDJSON[a:b] for a, b in itertools.pairwise(points)]
+    assert ndjson_lines(pieces) == [
+        '{"message":{"content":"Bon"},"done":false}',
+        '{"message":{"content":"jour \\u00e9t\\u00e9 — é"},"done":false}',
+        '{"done":true,"eval_count":2}',
+    ]
+
+
+def test_ndjson_oversized_line_is_dropped_not_buffered() -> None:
+    decoder = NDJSONDecoder(max_line_bytes=10)
+    events = decoder.feed(b'{"a":"' + b"x" * 50) + decoder.feed(b'"}\n{"b":1}\n')
+    assert [e.data for e in events] == ['{"b":1}']
+    assert decoder.oversized_lines == 1
+    assert len(decoder._partial) == 0

@@ -23,7 +23,7 @@ from tracer.config import TracerConfig
 from tracer.failsafe import internal_error, warn_once
 from tracer.redact import RECORDED_REQUEST_HEADERS, RECORDED_RESPONSE_HEADERS, safe_url
 from tracer.routes import RouteMatch
-from tracer.sse import SSEDecoder
+from tracer.sse import NDJSONDecoder, SSEDecoder
 
 __all__ = ["ContentDecoder", "Headers", "Recorder", "RequestInfo"]
 
@@ -124,7 +124,7 @@ class Recorder:
         self._status = 0
         self._response_attrs: dict[str, Any] = {}
         self._decoder: ContentDecoder | None = None
-        self._sse: SSEDecoder | None = None
+        self._sse: SSEDecoder | NDJSONDecoder | None = None  # a stream's event decoder
         self._accumulator: StreamAccumulator | None = None
         self._body: list[bytes] | None = None
         self._body_size = 0
@@ -139,7 +139,9 @@ class Recorder:
         api = self.api = route.api or routes.api_for_body(body)
         model = request_body.get("model")
         self.request_model = (
-            model if isinstance(model, str) and model else route.endpoint or route.deployment
+            model
+            if isinstance(model, str) and model
+            else route.model or route.endpoint or route.deployment
         )
 
         if config.capture_content:
@@ -234,8 +236,13 @@ class Recorder:
                         safe_url(value) if name == "location" else value
                     )
             content_type = (headers.get("content-type") or "").lower()
-            if "event-stream" in content_type:
-                self._sse = SSEDecoder(max_line_bytes=self.config.max_body_bytes)
+            if "event-stream" in content_type or "ndjson" in content_type:
+                limit = self.config.max_body_bytes
+                self._sse = (
+                    SSEDecoder(max_line_bytes=limit)
+                    if "event-stream" in content_type
+                    else NDJSONDecoder(max_line_bytes=limit)
+                )
                 self._accumulator = self.api.new_stream()
                 self._sniff = bytearray()
             else:

@@ -13,13 +13,16 @@ import re
 from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
+from urllib.parse import unquote
 
 from tracer.apis.anthropic import MESSAGES
 from tracer.apis.base import ApiSpec
 from tracer.apis.chat import CHAT
 from tracer.apis.completions import COMPLETIONS
 from tracer.apis.embeddings import EMBEDDINGS
+from tracer.apis.gemini import GEMINI_EMBED, GEMINI_GENERATE
 from tracer.apis.images import IMAGES
+from tracer.apis.ollama import OLLAMA_CHAT, OLLAMA_EMBED, OLLAMA_GENERATE
 from tracer.apis.responses import RESPONSES
 
 __all__ = ["APIS", "ROUTES", "Route", "RouteMatch", "api_for_body", "match"]
@@ -32,13 +35,19 @@ APIS: dict[str, ApiSpec] = {
     "responses": RESPONSES,
     "anthropic.messages": MESSAGES,
     "images.generations": IMAGES,
+    "gemini.generate_content": GEMINI_GENERATE,
+    "gemini.embed_content": GEMINI_EMBED,
+    "ollama.chat": OLLAMA_CHAT,
+    "ollama.generate": OLLAMA_GENERATE,
+    "ollama.embed": OLLAMA_EMBED,
 }
 
 
 @dataclass(frozen=True, slots=True)
 class Route:
     """A pattern searched in the URL path, and the API requests to it speak (``None``: decided
-    by the body). A named group ``endpoint`` gives the model when the body has none."""
+    by the body). A named group ``endpoint`` (a Databricks serving endpoint) or ``model`` (a
+    model named in the path, as Gemini's) gives the model when the body has none."""
 
     pattern: re.Pattern[str]
     api: ApiSpec | None
@@ -52,6 +61,7 @@ class RouteMatch:
     api: ApiSpec | None
     endpoint: str | None = None
     deployment: str | None = None
+    model: str | None = None
 
 
 ROUTES: tuple[Route, ...] = (
@@ -66,6 +76,27 @@ ROUTES: tuple[Route, ...] = (
     Route(re.compile(r"/v1/messages/?$"), MESSAGES),
     # Image generation (a JSON body); edits and variations are multipart uploads, not traced.
     Route(re.compile(r"/images/generations/?$"), IMAGES),
+    # Gemini: the Developer API (/v1beta/models/{model}:...) and Vertex AI
+    # (/v1/projects/{p}/locations/{l}/publishers/google/models/{model}:...), tuned models and
+    # Vertex endpoints alike.
+    Route(
+        re.compile(
+            r"/(?:models|tunedModels|endpoints)/(?P<model>[^/:]+)"
+            r":(?:generateContent|streamGenerateContent)$"
+        ),
+        GEMINI_GENERATE,
+    ),
+    Route(
+        re.compile(
+            r"/(?:models|tunedModels|endpoints)/(?P<model>[^/:]+)"
+            r":(?:embedContent|batchEmbedContents)$"
+        ),
+        GEMINI_EMBED,
+    ),
+    # Ollama's native API (its OpenAI-compatible /v1/... paths are matched above).
+    Route(re.compile(r"/api/chat/?$"), OLLAMA_CHAT),
+    Route(re.compile(r"/api/generate/?$"), OLLAMA_GENERATE),
+    Route(re.compile(r"/api/embed(?:dings)?/?$"), OLLAMA_EMBED),
 )
 
 _AZURE_DEPLOYMENT = re.compile(r"/openai/deployments/([^/]+)/")
@@ -85,10 +116,12 @@ def match(method: str, path: str, custom: Mapping[str, str] | None = None) -> Ro
         found = route.pattern.search(path)
         if found is not None:
             deployment = _AZURE_DEPLOYMENT.search(path)
+            groups = found.groupdict()
             return RouteMatch(
                 route.api,
-                endpoint=found.groupdict().get("endpoint"),
+                endpoint=groups.get("endpoint"),
                 deployment=deployment.group(1) if deployment else None,
+                model=unquote(groups["model"]) if groups.get("model") else None,
             )
     return None
 

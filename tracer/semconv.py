@@ -37,10 +37,16 @@ def provider(
     api: ApiSpec, host: str, path: str, deployment: str | None, endpoint: str | None
 ) -> str:
     """The provider, as MLflow's cost tables name it: ``openai``, ``azure``, ``databricks``,
-    ``anthropic``; for any other OpenAI-compatible server, its host."""
+    ``anthropic``, ``gemini``, ``vertex_ai``, ``ollama``; for any other OpenAI-compatible
+    server, its host."""
     host = host.lower()
     if api.name == "anthropic.messages" or host.endswith("anthropic.com"):
         return "anthropic"
+    if api.name.startswith("gemini."):
+        vertex = "/projects/" in path or host.endswith("aiplatform.googleapis.com")
+        return "vertex_ai" if vertex else "gemini"
+    if api.name.startswith("ollama."):
+        return "ollama"
     if deployment or host.endswith(_AZURE_HOSTS) or path.startswith("/openai/"):
         return "azure"
     if endpoint or "/serving-endpoints/" in path or "databricks" in host:
@@ -61,8 +67,9 @@ def request_attributes(
     }
     if model:
         attributes["gen_ai.request.model"] = model
+    parameters = api.parameters(body)
     for key, name in _REQUEST_PARAMETERS.items():
-        value = body.get(key)
+        value = parameters.get(key)
         if value is None:
             continue
         if name in ("stop_sequences", "encoding_formats") and not isinstance(value, list):

@@ -1,4 +1,5 @@
-"""Incremental Server-Sent Events decoder: bytes in arbitrary pieces in, events out.
+"""Incremental stream decoders: bytes in arbitrary pieces in, events out. Server-Sent Events
+(:class:`SSEDecoder`), and newline-delimited JSON (:class:`NDJSONDecoder`) likewise.
 
 Follows https://html.spec.whatwg.org/multipage/server-sent-events.html#event-stream-interpretation:
 lines end with CRLF, LF or CR; a CR that ends one network chunk may be the first half of a
@@ -11,7 +12,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-__all__ = ["SSEDecoder", "SSEEvent"]
+__all__ = ["NDJSONDecoder", "SSEDecoder", "SSEEvent"]
 
 _BOM = b"\xef\xbb\xbf"
 
@@ -178,3 +179,76 @@ class SSEDecoder:
     def _reset(self) -> None:
         self._event = ""
         self._data_size = 0
+
+
+class NDJSONDecoder:
+    """Turns a newline-delimited JSON stream (``application/x-ndjson``, Ollama's) into one
+    :class:`SSEEvent` per non-blank line, its ``data`` the line, one ``feed`` at a time.
+
+    Lines end with LF (a CR before it is dropped). ``max_line_bytes`` bounds the memory a
+    single line may hold: a longer line is dropped and counted in :attr:`oversized_lines`. An
+    unterminated last line is returned by :meth:`flush`.
+    """
+
+    __slots__ = (
+        "_line_bytes",
+        "_partial",
+        "_skipping",
+        "invalid_utf8_lines",
+        "max_line_bytes",
+        "oversized_events",
+        "oversized_lines",
+    )
+
+    def __init__(self, max_line_bytes: int | None = None) -> None:
+        self.max_line_bytes = max_line_bytes
+        self.oversized_lines = 0
+        self.oversized_events = 0  # one line is one event: counted as lines
+        self.invalid_utf8_lines = 0
+        self._partial = bytearray()
+        self._line_bytes = 0
+        self._skipping = False
+
+    def feed(self, chunk: bytes) -> list[SSEEvent]:
+        """Consume ``chunk`` and return the lines it completed."""
+        events: list[SSEEvent] = []
+        start = 0
+        while (end := chunk.find(b"\n", start)) != -1:
+            self._hold(chunk[start:end])
+            start = end + 1
+            event = self._end_line()
+            if event is not None:
+                events.append(event)
+        if start < len(chunk):
+            self._hold(chunk[start:])
+        return events
+
+    def flush(self) -> list[SSEEvent]:
+        """End of stream: the unterminated last line, if any."""
+        event = self._end_line()
+        return [event] if event is not None else []
+
+    def _hold(self, piece: bytes) -> None:
+        if self._skipping:
+            return
+        self._line_bytes += len(piece)
+        if self.max_line_bytes is not None and self._line_bytes > self.max_line_bytes:
+            self._partial.clear()
+            self._skipping = True
+            self.oversized_lines += 1
+            return
+        self._partial += piece
+
+    def _end_line(self) -> SSEEvent | None:
+        raw = bytes(self._partial).rstrip(b"\r")
+        self._partial.clear()
+        self._line_bytes = 0
+        self._skipping = False
+        if not raw.strip():
+            return None
+        try:
+            line = raw.decode("utf-8")
+        except UnicodeDecodeError:
+            self.invalid_utf8_lines += 1
+            line = raw.decode("utf-8", errors="replace")
+        return SSEEvent("", line)

@@ -19,6 +19,7 @@ __all__ = [
     "error_message",
     "int_or_none",
     "parse_event",
+    "renamed",
     "str_or_none",
     "token_usage",
 ]
@@ -85,6 +86,11 @@ class ApiSpec:
         """The request's tool definitions in the chat-completions form MLflow displays."""
         tools = request.get("tools")
         return tools if isinstance(tools, list) and tools else None
+
+    def parameters(self, request: dict[str, Any]) -> dict[str, Any]:
+        """The request's sampling and length parameters under OpenAI's names (``temperature``,
+        ``max_tokens``, ``stop``, ...), for the ``gen_ai.request.*`` attributes."""
+        return request
 
     def summarize(self, response: Any) -> ResponseSummary:
         """Model, usage, finish reasons, id and error message of a response object."""
@@ -209,6 +215,13 @@ def token_usage(
     if (cache_creation := int_or_none(cache_creation)) is not None:
         result["cache_creation_input_tokens"] = cache_creation
     return result
+
+
+def renamed(values: Any, names: dict[str, str]) -> dict[str, Any]:
+    """The entries of the object ``values`` named in ``names``, under their new names."""
+    if not isinstance(values, dict):
+        return {}
+    return {new: values[old] for old, new in names.items() if old in values}
 
 
 def str_or_none(value: Any) -> str | None:
