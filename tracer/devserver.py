@@ -33,6 +33,18 @@ Endpoints (``POST`` unless noted; "any prefix" means any path ending that way):
 * ``/serving-endpoints/{endpoint}/invocations`` -- Databricks Model Serving: the body's
   ``messages`` / ``prompt`` / ``input`` picks chat / completions / embeddings; the endpoint
   name is the model (``/serving-endpoints/chat/completions`` is plain chat).
+* ``/{v}/models/{model}:generateContent|streamGenerateContent|embedContent|``
+  ``batchEmbedContents|countTokens`` (``{v}``: ``v1``, ``v1beta``, ``v1alpha``) -- Google Gemini
+  (the Developer API as ``google-genai`` calls it): ``functionCall`` parts, thought summaries,
+  ``usageMetadata``, SSE streams with ``?alt=sse``; needs ``x-goog-api-key`` / ``?key=`` (any
+  value) or a bearer token, else 403. Google error bodies (``{"error": {"code", "message",
+  "status"}}``).
+* ``/{v}/projects/{p}/locations/{l}/publishers/google/models/{model}:...`` (and
+  ``/{v}/publishers/google/models/{model}:...``) -- the same on Vertex AI, plus ``:predict``
+  embeddings; needs a bearer token or an API key, else 401.
+* ``/api/chat``, ``/api/generate``, ``/api/embed``, ``/api/embeddings``, ``/api/show``,
+  ``GET /api/tags|ps|version`` -- Ollama's native API: NDJSON streams
+  (``application/x-ndjson``, streamed unless ``"stream": false``), ``{"error": "..."}`` errors.
 * ``GET /v1/models`` -- an OpenAI-style model list; ``GET /health`` -- ``{"status": "ok"}``.
 * anything else -- 404 with an OpenAI-style error body.
 
@@ -49,9 +61,10 @@ Control headers (all optional, on the request; each API answers errors in its ow
 * ``x-devserver-disconnect-after: K`` -- after K events drop the connection mid-body.
 * ``x-devserver-reply: <text>`` -- exact reply text (percent-decoded).
 * ``x-devserver-cached-tokens: N`` -- report N cached prompt tokens (Anthropic:
-  ``cache_read_input_tokens``).
+  ``cache_read_input_tokens``; Gemini: ``cachedContentTokenCount``).
 * ``x-devserver-cache-creation-tokens: N`` -- Anthropic ``cache_creation_input_tokens``.
-* ``x-devserver-refusal: <text>`` -- answer with a refusal (percent-decoded).
+* ``x-devserver-refusal: <text>`` -- answer with a refusal (percent-decoded; Gemini: a
+  ``SAFETY`` stop without content).
 * ``x-devserver-responses-end: completed|failed|incomplete|none`` -- how a Responses API
   answer ends (``none``: a stream without any terminal event).
 
@@ -82,6 +95,8 @@ from urllib.parse import parse_qs, unquote, urlsplit
 
 from tracer._devserver import anthropic as _anthropic
 from tracer._devserver import azure as _azure
+from tracer._devserver import gemini as _gemini
+from tracer._devserver import ollama as _ollama
 from tracer._devserver.chat import chat_reply
 from tracer._devserver.common import (
     ApiError,
@@ -117,6 +132,23 @@ _JSON_PARSE_ERROR = (
     "us through our help center at help.openai.com.)"
 )
 _ANTHROPIC_PARSE_ERROR = "There was an error parsing the body of your request: invalid JSON."
+_PARSE_ERRORS = {
+    "anthropic": _ANTHROPIC_PARSE_ERROR,
+    "gemini": "Invalid JSON payload received. Unexpected token.",
+    "ollama": _ollama.PARSE_ERROR,
+}
+_OLLAMA_POST: dict[str, Callable[[dict[str, Any], Controls], Reply]] = {
+    "/api/chat": _ollama.chat_reply,
+    "/api/generate": _ollama.generate_reply,
+    "/api/embed": _ollama.embed_reply,
+    "/api/embeddings": _ollama.embeddings_reply,
+    "/api/show": _ollama.show_reply,
+}
+_OLLAMA_GET: dict[str, Callable[[], dict[str, Any]]] = {
+    "/api/tags": _ollama.tags_reply,
+    "/api/ps": _ollama.ps_reply,
+    "/api/version": _ollama.version_reply,
+}
 _AZURE_DEPLOYMENT = re.compile(
     r"/openai/deployments/([^/]+)/(chat/completions|completions|embeddings|images/generations)"
 )
@@ -364,6 +396,7 @@ class _Handler(BaseHTTPRequestHandler):
         self._deployment: str | None = None
         self._api = "chat"
         self._api_version: str | None = None
+        self._gemini_route: _gemini.GeminiRoute | None = None
         headers: dict[str, str] = {}
         for name, value in self.headers.items():
             key = name.lower()
@@ -411,7 +444,12 @@ class _Handler(BaseHTTPRequestHandler):
         ctl = Controls.from_headers(headers)
         post = self.command == "POST"
         invocation = _INVOCATIONS.fullmatch(trimmed) if post else None
-        if post and trimmed.startswith("/openai/"):
+        gemini = _gemini.parse_path(trimmed) if post else None
+        if gemini is not None:
+            self._gemini(gemini, split.query, headers, body, ctl)
+        elif trimmed.startswith("/api/"):
+            self._ollama(trimmed, headers, body, ctl)
+        elif post and trimmed.startswith("/openai/"):
             self._azure(trimmed, split.query, headers, body, ctl)
         elif invocation is not None:
             self._flavor = "databricks"
@@ -481,6 +519,44 @@ class _Handler(BaseHTTPRequestHandler):
         else:
             message = f"Invalid URL ({self.command} {path})"
             self._send_json(404, _error_body(message, "invalid_request_error"), headers, ctl)
+
+    def _gemini(
+        self,
+        route: _gemini.GeminiRoute,
+        query: str,
+        headers: dict[str, str],
+        body: bytes,
+        ctl: Controls,
+    ) -> None:
+        """Google Gemini: the Developer API or (``publishers/google`` paths) Vertex AI."""
+        self._flavor = "gemini"
+        self._gemini_route = route
+        if route.method not in _gemini.METHODS or (route.method == "predict" and not route.vertex):
+            payload = _gemini.gemini_error(404, "Method not found.", route=route)
+            self._send_json(404, payload, headers, ctl)
+            return
+        self._call(
+            headers,
+            body,
+            ctl,
+            lambda request: _gemini.gemini_reply(route, request, ctl, query=query),
+            model_hint=route.model,
+            precheck=lambda: _gemini.check_auth(headers, query, route.vertex),
+        )
+
+    def _ollama(self, path: str, headers: dict[str, str], body: bytes, ctl: Controls) -> None:
+        """Ollama's native API (``/api/...``); unknown paths get gin's plain-text 404."""
+        self._flavor = "ollama"
+        post_handler = _OLLAMA_POST.get(path) if self.command == "POST" else None
+        get_handler = _OLLAMA_GET.get(path) if self.command == "GET" else None
+        if post_handler is not None:
+            handler = post_handler
+            self._call(headers, body, ctl, lambda request: handler(request, ctl))
+        elif get_handler is not None:
+            if not self._maybe_fail(headers, ctl, ""):
+                self._send_json(200, get_handler(), headers, ctl)
+        else:
+            self._send_bytes(404, b"404 page not found", "text/plain", ctl)
 
     def _azure(
         self, path: str, query: str, headers: dict[str, str], body: bytes, ctl: Controls
@@ -554,10 +630,7 @@ class _Handler(BaseHTTPRequestHandler):
             if precheck is not None:
                 precheck()
             if request is None:
-                parse_error = _JSON_PARSE_ERROR
-                if self._flavor == "anthropic":
-                    parse_error = _ANTHROPIC_PARSE_ERROR
-                raise ApiError(parse_error)
+                raise ApiError(_PARSE_ERRORS.get(self._flavor, _JSON_PARSE_ERROR))
             if not isinstance(request, dict):
                 raise ApiError("Invalid type for request body: expected an object.")
             reply = build(request)
@@ -577,6 +650,10 @@ class _Handler(BaseHTTPRequestHandler):
             return _anthropic.anthropic_error(err.status, err.message, err.type, self._request_id)
         if self._flavor == "databricks":
             return databricks_error(err.status, err.message)
+        if self._flavor == "gemini":
+            return _gemini.gemini_error(err.status, err.message, route=self._gemini_route)
+        if self._flavor == "ollama":
+            return _ollama.ollama_error(err.status, err.message)
         return _error_body(err.message, err.type, err.code, err.param)
 
     # -- responses -------------------------------------------------------------------------
@@ -586,6 +663,12 @@ class _Handler(BaseHTTPRequestHandler):
         if self._flavor == "azure":
             for name, value in _azure.azure_headers(self._deployment, elapsed).items():
                 self.send_header(name, value)
+            return
+        if self._flavor == "gemini":
+            for name, value in _gemini.response_headers(elapsed).items():
+                self.send_header(name, value)
+            return
+        if self._flavor == "ollama":
             return
         if self._flavor == "databricks":
             self.send_header("x-request-id", str(uuid.uuid4()))
@@ -626,7 +709,10 @@ class _Handler(BaseHTTPRequestHandler):
         ctl: Controls | None,
         extra: dict[str, str] | None = None,
     ) -> None:
-        body = json.dumps(payload, indent=2, ensure_ascii=False).encode("utf-8")
+        if self._flavor == "ollama":  # Go's encoding/json: compact
+            body = json.dumps(payload, separators=(",", ":"), ensure_ascii=False).encode("utf-8")
+        else:
+            body = json.dumps(payload, indent=2, ensure_ascii=False).encode("utf-8")
         encoding = ctl.encoding if ctl is not None else None
         if encoding == "identity":
             encoding = None
@@ -676,10 +762,14 @@ class _Handler(BaseHTTPRequestHandler):
         if headers.get("x-devserver-fail-mode", "").strip().lower() == "reset":
             raise _Disconnect  # the connection drops before any response
         extra: dict[str, str] = {}
-        if _retryable(status):
+        if _retryable(status) and self._flavor not in ("gemini", "ollama"):
             extra = {"retry-after": "0", "retry-after-ms": "10"}
-        if self._flavor == "anthropic":
-            payload: Any = _anthropic.anthropic_error(status, request_id=self._request_id)
+        if self._flavor == "gemini":
+            payload: Any = _gemini.gemini_error(status, route=self._gemini_route)
+        elif self._flavor == "ollama":
+            payload = _ollama.ollama_error(status, model=model)
+        elif self._flavor == "anthropic":
+            payload = _anthropic.anthropic_error(status, request_id=self._request_id)
             if _retryable(status):
                 extra["x-should-retry"] = "true"
         elif self._flavor == "databricks":
@@ -698,13 +788,15 @@ class _Handler(BaseHTTPRequestHandler):
     # -- streams ---------------------------------------------------------------------------
 
     def _send_stream(self, ctl: Controls, reply: StreamReply) -> None:
-        """Send pre-encoded SSE frames, honouring the delay/error/disconnect controls."""
+        """Send pre-encoded SSE frames or NDJSON lines, honouring the delay/error/disconnect
+        controls."""
         encoding = ctl.encoding if ctl.encoding != "identity" else None
         encoder = _Encoder(encoding)
         self.send_response(200)
-        self.send_header("Content-Type", "text/event-stream; charset=utf-8")
+        self.send_header("Content-Type", reply.content_type)
         self.send_header("Transfer-Encoding", "chunked")
-        self.send_header("Cache-Control", "no-cache")
+        if reply.content_type.startswith("text/event-stream"):
+            self.send_header("Cache-Control", "no-cache")
         if encoding is not None:
             self.send_header("Content-Encoding", encoding)
         self._api_headers()

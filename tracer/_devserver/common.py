@@ -399,16 +399,18 @@ class JsonReply:
 
 @dataclass
 class StreamReply:
-    """A ``text/event-stream`` response, as pre-encoded SSE frames.
+    """A streamed response, as pre-encoded frames (SSE events, or NDJSON lines).
 
     ``error_frame(n)`` renders the in-stream error sent instead of frame ``n`` when the request
-    asks for ``x-devserver-stream-error-after``; ``trailer`` ends a complete stream.
+    asks for ``x-devserver-stream-error-after``; ``trailer`` ends a complete stream;
+    ``content_type`` is the response's ``Content-Type`` (``application/x-ndjson`` for Ollama).
     """
 
     frames: list[bytes]
     error_frame: Callable[[int], bytes]
     trailer: bytes = b""
     headers: dict[str, str] = field(default_factory=dict)
+    content_type: str = "text/event-stream; charset=utf-8"
 
 
 Reply = JsonReply | StreamReply

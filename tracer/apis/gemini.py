@@ -116,8 +116,9 @@ def _function_tools(request: dict[str, Any]) -> list[Any] | None:
                     for k in ("name", "description", "parameters")
                     if k in declaration
                 }
-                if "parameters" not in function and "parametersJsonSchema" in declaration:
-                    function["parameters"] = declaration["parametersJsonSchema"]
+                for schema in ("parametersJsonSchema", "parameters_json_schema"):
+                    if "parameters" not in function and schema in declaration:
+                        function["parameters"] = declaration[schema]
                 converted.append({"type": "function", "function": function})
     return converted or None
 
