@@ -23,6 +23,8 @@ OPENAI_SUITE = [
     "tests/test_secrets.py",
 ]
 ANTHROPIC_SUITE = ["tests/test_anthropic.py"]
+GEMINI_SUITE = ["tests/test_gemini.py"]
+OLLAMA_SUITE = ["tests/test_ollama.py"]
 # name -> (requirements installed in the layer, test files, pytest -k filter)
 ENVIRONMENTS: dict[str, tuple[list[str], list[str], str | None]] = {
     # openai<3 accepts only httpx clients, so the httpx2 variants are deselected there.
@@ -30,6 +32,13 @@ ENVIRONMENTS: dict[str, tuple[list[str], list[str], str | None]] = {
     "openai 2.x": (["openai>=2,<3", "distro>=1.7,<2", "tqdm>4"], OPENAI_SUITE, "not httpx2"),
     "openai 3.x": (["openai>=3,<4"], OPENAI_SUITE, None),
     "anthropic 2.x": (["anthropic>=2,<3", "docstring-parser"], ANTHROPIC_SUITE, None),
+    # google-genai 1.x defaults to the v1beta API (2.x and 3.x to v1) and takes only httpx
+    # clients in its HttpOptions.
+    "google-genai 1.x": (["google-genai>=1.30,<2"], GEMINI_SUITE, "not httpx2"),
+    "google-genai 2.x": (["google-genai>=2,<3"], GEMINI_SUITE, None),
+    "google-genai 3.x": (["google-genai>=3,<4"], GEMINI_SUITE, None),
+    "ollama 0.5.x": (["ollama>=0.5,<0.6"], OLLAMA_SUITE, None),
+    "ollama 0.6.x": (["ollama>=0.6,<0.7"], OLLAMA_SUITE, None),
 }
 
 
@@ -64,10 +73,13 @@ def _version(layer: Path, package: str) -> str:
     ).stdout.strip()
 
 
-def main() -> int:
+def main(names: list[str]) -> int:
+    """Run every environment, or those named on the command line."""
     rows = []
     failed = False
     for name, (requirements, suite, selection) in ENVIRONMENTS.items():
+        if names and name not in names:
+            continue
         layer = _layer(name, requirements)
         package = requirements[0].split("=")[0].split(">")[0].split("<")[0]
         version = _version(layer, package)
@@ -87,4 +99,4 @@ def main() -> int:
 
 
 if __name__ == "__main__":
-    sys.exit(main())
+    sys.exit(main(sys.argv[1:]))
