@@ -1,7 +1,8 @@
 """Run every example, then show the traces they recorded: what ``make demo`` runs.
 
 Without ``DATABRICKS_HOST``/``DATABRICKS_TOKEN`` the examples call a local OpenAI-compatible
-server (:class:`tracer.devserver.DevServer`), so the demo needs no network and no account.
+server (:class:`tracer.devserver.DevServer`), so the demo needs no network and no account; the
+Gemini and Ollama example always calls that server, which speaks their protocols too.
 Traces go to ``MLFLOW_TRACKING_URI`` if set, else to ``.demo/mlflow.db`` in the project root,
 in the experiment ``tracer-demo``.
 
@@ -40,10 +41,13 @@ def main() -> None:
         logging.getLogger(name).setLevel(logging.WARNING)
 
     with contextlib.ExitStack() as stack:
+        # Gemini and Ollama always go to the local server (it speaks both protocols).
+        server = stack.enter_context(DevServer())
+        os.environ.setdefault("GEMINI_BASE_URL", server.url)
+        os.environ.setdefault("OLLAMA_HOST", server.url)
         if os.environ.get("DATABRICKS_HOST") and os.environ.get("DATABRICKS_TOKEN"):
             print(f"Calling Databricks at {os.environ['DATABRICKS_HOST']}")
         else:
-            server = stack.enter_context(DevServer())
             os.environ["OPENAI_BASE_URL"] = server.base_url
             print(f"Calling the local server at {server.base_url}")
         mlflow.set_experiment("tracer-demo")
@@ -51,6 +55,7 @@ def main() -> None:
         import async_chat
         import basic
         import function_calling
+        import other_providers
         import streaming
 
         started_ms = int(time.time() * 1000)
@@ -59,6 +64,7 @@ def main() -> None:
             ("Streaming", streaming),
             ("Function calling (agent + tools)", function_calling),
             ("Async (two concurrent calls)", async_chat),
+            ("Gemini and Ollama (the local server)", other_providers),
         ]:
             print(f"\n=== {title}: examples/{module.__name__}.py ===")
             module.main()

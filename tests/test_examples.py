@@ -218,3 +218,29 @@ def test_render_trace(experiment_id: str) -> None:
     assert both.count("trace tr-") == 2
     assert f"trace {agent.info.trace_id} · started " in both
     assert both.index(agent.info.trace_id) < both.index(stream.info.trace_id)
+
+
+def test_other_providers(
+    experiment_id: str, devserver: DevServer, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("GEMINI_BASE_URL", devserver.url)
+    monkeypatch.setenv("OLLAMA_HOST", devserver.url)
+    gemini_text, ollama_text = example("other_providers").main()
+
+    gemini_trace, ollama_trace = read_traces(experiment_id)
+    (gemini,) = llm_spans(gemini_trace)
+    (local,) = llm_spans(ollama_trace)
+    assert gemini.name == "chat gemini-2.5-flash"
+    assert gemini.get_attribute("mlflow.llm.provider") == "gemini"
+    parts = gemini.outputs["candidates"][0]["content"]["parts"]
+    assert [p["text"] for p in parts if not p.get("thought")] == [gemini_text]
+    assert "Paris" in gemini_text
+    assert local.name == "chat llama3.2"
+    assert local.get_attribute("mlflow.llm.provider") == "ollama"
+    assert local.get_attribute("stream.completed") is True
+    assert local.outputs["message"]["content"] == ollama_text
+    assert "Paris" in ollama_text
+    for trace, text in ((gemini_trace, gemini_text), (ollama_trace, ollama_text)):
+        rendered = render_trace(trace)
+        assert "in:  What is the capital of France?" in rendered
+        assert f"out: {text}" in rendered

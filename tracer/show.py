@@ -213,6 +213,20 @@ def _input_preview(inputs: Any) -> str:
                 return _text(message.get("content"))
         last = messages[-1]
         return _text(last.get("content")) if isinstance(last, dict) else ""
+    contents = inputs.get("contents")  # Gemini
+    if isinstance(contents, list) and contents and isinstance(contents[-1], dict):
+        parts = contents[-1].get("parts")
+        if isinstance(parts, list):
+            responses = [
+                p["functionResponse"]
+                for p in parts
+                if isinstance(p, dict) and isinstance(p.get("functionResponse"), dict)
+            ]
+            if responses:
+                return "tool results: " + " | ".join(
+                    json.dumps(r.get("response"), ensure_ascii=False) for r in responses
+                )
+            return _text(parts)
     for key in ("prompt", "input"):
         value = inputs.get(key)
         if isinstance(value, str):
@@ -299,6 +313,27 @@ def _output_preview(outputs: Any) -> str:
             if isinstance(item, dict) and item.get("type") == "message"
         ]
         return " ".join(t for t in texts if t)
+    candidates = outputs.get("candidates")  # Gemini
+    if isinstance(candidates, list) and candidates and isinstance(candidates[0], dict):
+        content = candidates[0].get("content")
+        parts = content.get("parts") if isinstance(content, dict) else None
+        parts = [p for p in parts if isinstance(p, dict)] if isinstance(parts, list) else []
+        calls = [
+            {"name": p["functionCall"].get("name"), "arguments": p["functionCall"].get("args")}
+            for p in parts
+            if isinstance(p.get("functionCall"), dict)
+        ]
+        if calls:
+            return _tool_calls(calls)
+        return _text([p for p in parts if not p.get("thought")])
+    message = outputs.get("message")  # Ollama chat
+    if isinstance(message, dict):
+        calls = message.get("tool_calls")
+        if isinstance(calls, list) and calls:
+            return _tool_calls(calls)
+        return _text(message.get("content"))
+    if isinstance(outputs.get("response"), str):  # Ollama generate
+        return str(outputs["response"])
     if "text" in outputs and isinstance(outputs["text"], str):
         return outputs["text"]
     if "error" in outputs and isinstance(outputs["error"], dict):
