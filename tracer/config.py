@@ -129,8 +129,10 @@ class TracerConfig(BaseModel):
         default_factory=lambda: _from_env("ROUTES", {}, dict[str, str]),
         description="TRACER_ROUTES (JSON): extra routes for custom gateway paths, a regular "
         "expression searched in the URL path mapped to the API it speaks: chat, completions, "
-        "embeddings, responses, anthropic.messages, images.generations, gemini.generate_content, "
-        "gemini.embed_content, ollama.chat, ollama.generate or ollama.embed. Checked before the "
+        "embeddings, responses, anthropic.messages, images.generations, moderations, "
+        "audio.transcriptions, audio.translations, audio.speech, gemini.generate_content, "
+        "gemini.embed_content, cohere.chat, cohere.embed, cohere.rerank, ollama.chat, "
+        "ollama.generate or ollama.embed. Checked before the "
         "built-in routes.",
     )
     propagate_context: bool = Field(

@@ -16,7 +16,7 @@ import time
 from collections.abc import Callable
 from typing import Any, Protocol
 
-from tracer import redact, routes, semconv, spans
+from tracer import multipart, redact, routes, semconv, spans
 from tracer.apis.base import StreamAccumulator
 from tracer.apis.keep import without_quotes
 from tracer.config import TracerConfig
@@ -68,7 +68,7 @@ class ContentDecoder(Protocol):
 class RequestInfo:
     """What the recorder needs of a request, free of any HTTP library's types."""
 
-    __slots__ = ("body", "headers", "host", "method", "path", "port", "url")
+    __slots__ = ("body", "form", "headers", "host", "method", "path", "port", "url")
 
     def __init__(
         self,
@@ -79,7 +79,9 @@ class RequestInfo:
         headers: Headers,
         body: bytes | None,
         path: str = "",
+        form: dict[str, Any] | None = None,
     ) -> None:
+        self.form = form  # the fields of a multipart upload not read into ``body``
         self.path = path
         self.method = method
         self.url = url
@@ -94,6 +96,7 @@ class Recorder:
 
     __slots__ = (
         "_accumulator",
+        "_binary",
         "_body",
         "_body_size",
         "_chunk_count",
@@ -127,6 +130,7 @@ class Recorder:
         self._sse: SSEDecoder | NDJSONDecoder | None = None  # a stream's event decoder
         self._accumulator: StreamAccumulator | None = None
         self._body: list[bytes] | None = None
+        self._binary: str | None = None  # the media type of a binary answer, only counted
         self._body_size = 0
         self._parsing = True
         self._chunk_count = 0
@@ -134,7 +138,7 @@ class Recorder:
         self._sniff: bytearray | None = None  # a stream's first bytes, until an event arrives
         self._decode_error: str | None = None
 
-        body = self._parse_request(request.body)
+        body = self._parse_request(request)
         request_body = body if isinstance(body, dict) else {}
         api = self.api = route.api or routes.api_for_body(body)
         model = request_body.get("model")
@@ -163,7 +167,12 @@ class Recorder:
         inputs = self._recordable(inputs, "inputs")
         attributes["tracer.api"] = api.name
         provider = semconv.provider(
-            api, request.host, request.path, route.deployment, route.endpoint
+            api,
+            request.host,
+            request.path,
+            route.deployment,
+            route.endpoint,
+            request.headers.get("user-agent") or "",
         )
         attributes.update(
             semconv.request_attributes(api, provider, self.request_model, request_body)
@@ -245,6 +254,8 @@ class Recorder:
                 )
                 self._accumulator = self.api.new_stream()
                 self._sniff = bytearray()
+            elif self.api.binary_response and status < 400 and "json" not in content_type:
+                self._binary = content_type or "application/octet-stream"
             else:
                 self._body = []
             if preloaded is not None:
@@ -331,7 +342,10 @@ class Recorder:
             )
             return None
 
-    def _parse_request(self, body: bytes | None) -> Any:
+    def _parse_request(self, request: RequestInfo) -> Any:
+        body = request.body
+        if body is None and request.form is not None:
+            return request.form
         if body is None:
             self._problems.append("request body was not available (streamed upload)")
             return None
@@ -341,6 +355,15 @@ class Recorder:
                 f"({self.config.max_body_bytes}); not parsed"
             )
             return None
+        content_type = request.headers.get("content-type") or ""
+        if "multipart/" in content_type.lower():
+            try:
+                form = multipart.form_of_body(content_type, body)
+            except Exception as exc:  # a malformed upload is the server's to refuse
+                self._problems.append(f"request body is not a readable form: {exc}")
+                return None
+            if form is not None:
+                return form
         try:
             return json.loads(body)
         except (ValueError, RecursionError) as exc:
@@ -357,6 +380,8 @@ class Recorder:
                 self._on_event(event.event, event.data)
                 if self._done:
                     return
+        elif self._binary is not None:
+            self._body_size += len(data)
         elif self._body is not None:
             self._body_size += len(data)
             if self._body_size > self.config.max_body_bytes:
@@ -417,6 +442,8 @@ class Recorder:
             # Labelled text/event-stream but not one event in it: read it as a plain body.
             self._body, self._body_size = [bytes(self._sniff or b"")], len(self._sniff or b"")
             self._accumulator = self._sse = None
+        if self._binary is not None:
+            return {"content_type": self._binary, "size": self._body_size}
         if not self._body:
             if self._parsing and not failed and self._status not in (0, 204, 304):
                 self._problems.append("response body is empty")
@@ -425,6 +452,8 @@ class Recorder:
         try:
             return json.loads(raw)
         except (ValueError, RecursionError):
+            if self.api.text_response and self._status < 400:  # e.g. a transcript as text
+                return {"text": raw.decode("utf-8", errors="replace")}
             self._problems.append("response body is not JSON")
             text = raw[:_TEXT_PREVIEW_CHARS].decode("utf-8", errors="replace")
             return {"text": text}

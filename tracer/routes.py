@@ -16,8 +16,10 @@ from typing import Any
 from urllib.parse import unquote
 
 from tracer.apis.anthropic import MESSAGES
+from tracer.apis.audio import MODERATIONS, SPEECH, TRANSCRIPTIONS, TRANSLATIONS
 from tracer.apis.base import ApiSpec
 from tracer.apis.chat import CHAT
+from tracer.apis.cohere import COHERE_CHAT, COHERE_EMBED, COHERE_RERANK
 from tracer.apis.completions import COMPLETIONS
 from tracer.apis.embeddings import EMBEDDINGS
 from tracer.apis.gemini import GEMINI_EMBED, GEMINI_GENERATE
@@ -35,8 +37,15 @@ APIS: dict[str, ApiSpec] = {
     "responses": RESPONSES,
     "anthropic.messages": MESSAGES,
     "images.generations": IMAGES,
+    "moderations": MODERATIONS,
+    "audio.transcriptions": TRANSCRIPTIONS,
+    "audio.translations": TRANSLATIONS,
+    "audio.speech": SPEECH,
     "gemini.generate_content": GEMINI_GENERATE,
     "gemini.embed_content": GEMINI_EMBED,
+    "cohere.chat": COHERE_CHAT,
+    "cohere.embed": COHERE_EMBED,
+    "cohere.rerank": COHERE_RERANK,
     "ollama.chat": OLLAMA_CHAT,
     "ollama.generate": OLLAMA_GENERATE,
     "ollama.embed": OLLAMA_EMBED,
@@ -76,6 +85,10 @@ ROUTES: tuple[Route, ...] = (
     Route(re.compile(r"/v1/messages/?$"), MESSAGES),
     # Image generation (a JSON body); edits and variations are multipart uploads, not traced.
     Route(re.compile(r"/images/generations/?$"), IMAGES),
+    Route(re.compile(r"/moderations/?$"), MODERATIONS),
+    Route(re.compile(r"/audio/transcriptions/?$"), TRANSCRIPTIONS),
+    Route(re.compile(r"/audio/translations/?$"), TRANSLATIONS),
+    Route(re.compile(r"/audio/speech/?$"), SPEECH),
     # Gemini: the Developer API (/v1beta/models/{model}:...) and Vertex AI
     # (/v1/projects/{p}/locations/{l}/publishers/google/models/{model}:...), tuned models and
     # Vertex endpoints alike.
@@ -93,6 +106,10 @@ ROUTES: tuple[Route, ...] = (
         ),
         GEMINI_EMBED,
     ),
+    # Cohere v2.
+    Route(re.compile(r"/v2/chat/?$"), COHERE_CHAT),
+    Route(re.compile(r"/v2/embed/?$"), COHERE_EMBED),
+    Route(re.compile(r"/v2/rerank/?$"), COHERE_RERANK),
     # Ollama's native API (its OpenAI-compatible /v1/... paths are matched above).
     Route(re.compile(r"/api/chat/?$"), OLLAMA_CHAT),
     Route(re.compile(r"/api/generate/?$"), OLLAMA_GENERATE),

@@ -33,12 +33,36 @@ _REQUEST_PARAMETERS = {
 _AZURE_HOSTS = (".openai.azure.com", ".cognitiveservices.azure.com", ".services.ai.azure.com")
 
 
+#: Hosts of OpenAI-compatible providers, by the name MLflow's cost tables (LiteLLM's) use.
+_HOSTS = {
+    "api.groq.com": "groq",
+    "api.mistral.ai": "mistral",
+    "api.deepseek.com": "deepseek",
+    "api.together.xyz": "together_ai",
+    "api.fireworks.ai": "fireworks_ai",
+    "openrouter.ai": "openrouter",
+    "api.x.ai": "xai",
+    "api.perplexity.ai": "perplexity",
+    "api.cohere.com": "cohere",
+    "api.cohere.ai": "cohere",
+}
+#: SDKs that name their provider in their ``User-Agent`` (``Groq/Python 0.31.0``), for a call
+#: through a proxy or a local server.
+_AGENTS = (("groq/", "groq"), ("mistral", "mistral"), ("cohere", "cohere"))
+
+
 def provider(
-    api: ApiSpec, host: str, path: str, deployment: str | None, endpoint: str | None
+    api: ApiSpec,
+    host: str,
+    path: str,
+    deployment: str | None,
+    endpoint: str | None,
+    user_agent: str = "",
 ) -> str:
     """The provider, as MLflow's cost tables name it: ``openai``, ``azure``, ``databricks``,
-    ``anthropic``, ``gemini``, ``vertex_ai``, ``ollama``; for any other OpenAI-compatible
-    server, its host."""
+    ``anthropic``, ``gemini``, ``vertex_ai``, ``ollama``, ``groq``, ``mistral``, ... (by the
+    API, the host, or the SDK's ``User-Agent``); for any other OpenAI-compatible server, its
+    host."""
     host = host.lower()
     if api.name == "anthropic.messages" or host.endswith("anthropic.com"):
         return "anthropic"
@@ -47,6 +71,14 @@ def provider(
         return "vertex_ai" if vertex else "gemini"
     if api.name.startswith("ollama."):
         return "ollama"
+    if api.name.startswith("cohere."):
+        return "cohere"
+    if host in _HOSTS:
+        return _HOSTS[host]
+    agent = user_agent.lower()
+    for marker, name in _AGENTS:
+        if marker in agent:
+            return name
     if deployment or host.endswith(_AZURE_HOSTS) or path.startswith("/openai/"):
         return "azure"
     if endpoint or "/serving-endpoints/" in path or "databricks" in host:

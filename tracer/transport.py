@@ -19,7 +19,7 @@ from typing import Any
 import httpx
 from httpx._decoders import SUPPORTED_DECODERS, MultiDecoder
 
-from tracer import routes, spans
+from tracer import multipart, routes, spans
 from tracer.config import TracerConfig
 from tracer.failsafe import internal_error
 from tracer.recorder import ContentDecoder, Recorder, RequestInfo
@@ -75,12 +75,14 @@ def _begin(request: Any, config: TracerConfig, library: Library) -> Recorder | N
         route = routes.match(request.method, url.path, config.routes)
         if route is None:
             return None
+        form = None
         try:
             body: bytes | None = request.content
         except library.request_not_read:
             body = None
+            form = multipart.form_of_stream(request.stream)  # an upload: its fields, no bytes
         info = RequestInfo(
-            request.method, str(url), url.host, url.port, request.headers, body, url.path
+            request.method, str(url), url.host, url.port, request.headers, body, url.path, form
         )
     except Exception as exc:
         internal_error("routing a request", exc, strict=config.strict)

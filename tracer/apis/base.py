@@ -81,6 +81,11 @@ class ApiSpec:
     """What of a request is recorded when content capture is off (see :mod:`tracer.apis.keep`)."""
     kept_response: Shape = {}
     """What of a response is recorded when content capture is off."""
+    text_response: bool = False
+    """A plain-text (not JSON) answer is a normal answer (``{"text": ...}``, not a problem)."""
+    binary_response: bool = False
+    """A successful answer that is not JSON is binary (audio): recorded as its media type and
+    size, never read into memory."""
 
     def tools(self, request: dict[str, Any]) -> list[Any] | None:
         """The request's tool definitions in the chat-completions form MLflow displays."""

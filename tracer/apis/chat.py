@@ -285,6 +285,9 @@ class OpenAIChunkStream(StreamBase):
                 self._header[key] = chunk[key]
         if chunk.get("usage"):
             self._usage = chunk["usage"]
+        x_groq = chunk.get("x_groq")  # Groq streams its usage in the last chunk's x_groq
+        if isinstance(x_groq, dict) and x_groq.get("usage") and self._usage is None:
+            self._usage = x_groq["usage"]
         choices = chunk.get("choices")
         for position, raw in enumerate(choices if isinstance(choices, list) else ()):
             if isinstance(raw, dict):

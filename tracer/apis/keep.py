@@ -7,7 +7,8 @@ adds is content until its shape says otherwise. A shape is
 - a ``dict`` of field name to shape: an object, of which only those fields are kept;
 - a one-item ``list``: an array, each item reduced by that shape;
 - a leaf: :data:`TEXT` (any string: a model, an id, a tool's name), :data:`NUMBER`,
-  :data:`FLAG`, :func:`one_of` (a string only if it is one of the values the API documents, so
+  :data:`FLAG`, :data:`NUMERIC` (a number, or a form field's string of one), :func:`one_of`
+  (a string only if it is one of the values the API documents, so
   free text in an enumerated field is not kept), :data:`KIND` (a lower-case identifier such as
   ``web_search_20250305``, for type fields whose values grow with every release),
   :data:`MESSAGE` (an error message, with every quoted value in it removed), :data:`COUNTS`
@@ -31,6 +32,7 @@ __all__ = [
     "KIND",
     "MESSAGE",
     "NUMBER",
+    "NUMERIC",
     "PROMPT_CACHE_RETENTION",
     "REASONING_EFFORT",
     "SAMPLING",
@@ -68,6 +70,8 @@ FLAG = _Leaf("flag")
 COUNTS = _Leaf("counts")
 """An object whose numbers are kept at any depth (``usage`` and its details); its strings are
 not."""
+NUMERIC = _Leaf("numeric")
+"""A number, or a string that is one (a form field: ``"0.2"``)."""
 KIND = _Leaf("kind")
 """A lower-case identifier (letters, digits, ``_``; 64 characters at most): the ``type`` of a
 tool, whose set of values grows with every release (``web_search_20250305``)."""
@@ -76,6 +80,7 @@ MESSAGE = _Leaf("message")
 quote the offending request value in their messages."""
 
 _KIND = re.compile(r"[a-z][a-z0-9_]{0,63}")
+_NUMERIC = re.compile(r"-?\d{1,12}(?:\.\d{1,12})?")
 # Straight, back and typographic quotes (written as escapes: they look alike).
 _QUOTED = re.compile("'[^']*'|\"[^\"]*\"|`[^`]*`|\u2018[^\u2019]*\u2019|\u201c[^\u201d]*\u201d")
 
@@ -152,6 +157,10 @@ def _fits(shape: Any, value: Any) -> bool:
         return isinstance(value, str)
     if kind == "number":
         return isinstance(value, (int, float)) and not isinstance(value, bool)
+    if kind == "numeric":
+        return (isinstance(value, (int, float)) and not isinstance(value, bool)) or (
+            isinstance(value, str) and _NUMERIC.fullmatch(value) is not None
+        )
     if kind == "flag":
         return isinstance(value, bool)
     return isinstance(value, (dict, list, int, float))  # counts
