@@ -39,6 +39,9 @@ ENVIRONMENTS: dict[str, tuple[list[str], list[str], str | None]] = {
     "google-genai 3.x": (["google-genai>=3,<4"], GEMINI_SUITE, None),
     "ollama 0.5.x": (["ollama>=0.5,<0.6"], OLLAMA_SUITE, None),
     "ollama 0.6.x": (["ollama>=0.6,<0.7"], OLLAMA_SUITE, None),
+    # LiteLLM (about 260 MB with its dependencies) is not in the dev extra: its recipe is
+    # proven here, in a layer of its own.
+    "litellm": (["litellm>=1.70,<2", "+deps"], ["tests/test_frameworks.py"], "litellm"),
 }
 
 
@@ -46,6 +49,9 @@ def _layer(name: str, requirements: list[str]) -> Path:
     target = ROOT / ".compat" / name.replace(" ", "-")
     stamp = target / ".requirements"
     if not stamp.exists() or stamp.read_text() != "\n".join(requirements):
+        # Only the SDK differs, unless its own dependencies are named ("+deps": a framework
+        # whose dependencies the project's environment does not have).
+        deps = "+deps" in requirements
         subprocess.run(
             [
                 sys.executable,
@@ -53,11 +59,11 @@ def _layer(name: str, requirements: list[str]) -> Path:
                 "pip",
                 "install",
                 "--quiet",
-                "--no-deps",
+                *([] if deps else ["--no-deps"]),
                 "--upgrade",
                 "--target",
                 str(target),
-                *requirements,
+                *[r for r in requirements if r != "+deps"],
             ],
             check=True,
         )

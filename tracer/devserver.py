@@ -45,6 +45,20 @@ Endpoints (``POST`` unless noted; "any prefix" means any path ending that way):
 * ``/api/chat``, ``/api/generate``, ``/api/embed``, ``/api/embeddings``, ``/api/show``,
   ``GET /api/tags|ps|version`` -- Ollama's native API: NDJSON streams
   (``application/x-ndjson``, streamed unless ``"stream": false``), ``{"error": "..."}`` errors.
+* ``.../moderations`` (any prefix) -- OpenAI moderations (deterministic flags for words like
+  "kill"; strings, or multimodal ``text``/``image_url`` parts).
+* ``.../audio/transcriptions`` and ``.../audio/translations`` (any prefix) -- uploads as
+  ``multipart/form-data``; ``json``/``text``/``srt``/``vtt``/``verbose_json``/``diarized_json``,
+  token or duration ``usage``, ``transcript.text.*`` SSE streams for ``gpt-4o(-mini)-transcribe``.
+* ``.../audio/speech`` (any prefix) -- small valid (silent) ``mp3``/``opus``/``aac``/``flac``/
+  ``wav``/``pcm`` files, sent chunked; ``stream_format: "sse"`` streams ``speech.audio.*`` events.
+* ``/v2/chat``, ``/v2/embed``, ``/v2/rerank`` (any prefix) -- Cohere's v2 API (typed SSE events
+  when ``"stream": true``, tool plans and calls, citations); needs a bearer token, else 401;
+  ``{"id", "message"}`` error bodies.
+* ``/openai/v1/chat/completions``, ``/openai/v1/audio/transcriptions|translations``,
+  ``GET /openai/v1/models`` from a Groq client (``User-Agent: Groq/Python ...`` or
+  ``AsyncGroq/...``, or a ``gsk_...`` bearer key) -- Groq: ``x_groq`` ids, timing ``usage``, the
+  stream's usage in the last chunk's ``x_groq.usage``. Other ``/openai/v1`` clients get Azure.
 * ``GET /v1/models`` -- an OpenAI-style model list; ``GET /health`` -- ``{"status": "ok"}``.
 * anything else -- 404 with an OpenAI-style error body.
 
@@ -53,11 +67,13 @@ Control headers (all optional, on the request; each API answers errors in its ow
 * ``x-devserver-status: <code>`` -- answer with that status and an error body.
 * ``x-devserver-fail-mode: reset`` -- fail by dropping the connection without a response.
 * ``x-devserver-fail-attempts: N`` -- fail (500, or the ``x-devserver-status`` code) while the
-  request's ``x-stainless-retry-count`` header (default 0) is < N, then succeed.
+  request's ``x-stainless-retry-count`` header (default 0) is < N, then succeed (the ``cohere``
+  SDK sends no such header: its retries all fail).
 * ``x-devserver-encoding: gzip|deflate|br|identity`` -- force the response Content-Encoding.
 * ``x-devserver-content-format: list`` -- chat message/delta ``content`` as a list of parts.
 * ``x-devserver-chunk-delay-ms: N`` -- sleep N ms between stream events.
-* ``x-devserver-stream-error-after: K`` -- after K events send the API's in-stream error event.
+* ``x-devserver-stream-error-after: K`` -- after K events send the API's in-stream error event
+  (Cohere: a ``message-end`` with ``finish_reason: "ERROR"``; binary speech audio just stops).
 * ``x-devserver-disconnect-after: K`` -- after K events drop the connection mid-body.
 * ``x-devserver-reply: <text>`` -- exact reply text (percent-decoded).
 * ``x-devserver-cached-tokens: N`` -- report N cached prompt tokens (Anthropic:
@@ -94,8 +110,11 @@ from typing import Any
 from urllib.parse import parse_qs, unquote, urlsplit
 
 from tracer._devserver import anthropic as _anthropic
+from tracer._devserver import audio as _audio
 from tracer._devserver import azure as _azure
+from tracer._devserver import cohere as _cohere
 from tracer._devserver import gemini as _gemini
+from tracer._devserver import groq as _groq
 from tracer._devserver import ollama as _ollama
 from tracer._devserver.chat import chat_reply
 from tracer._devserver.common import (
@@ -136,7 +155,14 @@ _PARSE_ERRORS = {
     "anthropic": _ANTHROPIC_PARSE_ERROR,
     "gemini": "Invalid JSON payload received. Unexpected token.",
     "ollama": _ollama.PARSE_ERROR,
+    "cohere": _cohere.PARSE_ERROR,
 }
+_COHERE: dict[str, Callable[[dict[str, Any], Controls], Reply]] = {
+    "/v2/chat": _cohere.chat_reply,
+    "/v2/embed": _cohere.embed_reply,
+    "/v2/rerank": _cohere.rerank_reply,
+}
+_AUDIO_FORMS = ("/audio/transcriptions", "/audio/translations")
 _OLLAMA_POST: dict[str, Callable[[dict[str, Any], Controls], Reply]] = {
     "/api/chat": _ollama.chat_reply,
     "/api/generate": _ollama.generate_reply,
@@ -449,6 +475,10 @@ class _Handler(BaseHTTPRequestHandler):
             self._gemini(gemini, split.query, headers, body, ctl)
         elif trimmed.startswith("/api/"):
             self._ollama(trimmed, headers, body, ctl)
+        elif post and trimmed.endswith(tuple(_COHERE)):
+            self._cohere(trimmed, headers, body, ctl)
+        elif trimmed.startswith("/openai/v1/") and _groq.is_groq(headers):
+            self._groq(trimmed, headers, body, ctl)
         elif post and trimmed.startswith("/openai/"):
             self._azure(trimmed, split.query, headers, body, ctl)
         elif invocation is not None:
@@ -477,6 +507,18 @@ class _Handler(BaseHTTPRequestHandler):
                 ctl,
                 lambda request: _anthropic.count_tokens_reply(request, ctl),
                 precheck=lambda: _anthropic.check_headers(headers),
+            )
+        elif post and trimmed.endswith("/moderations"):
+            self._call(headers, body, ctl, lambda request: _audio.moderations_reply(request, ctl))
+        elif post and trimmed.endswith("/audio/speech"):
+            self._call(headers, body, ctl, lambda request: _audio.speech_reply(request, ctl))
+        elif post and trimmed.endswith(_AUDIO_FORMS):
+            translate = trimmed.endswith("/audio/translations")
+            self._form_call(
+                headers,
+                body,
+                ctl,
+                lambda form: _audio.transcription_reply(form, ctl, translate=translate),
             )
         elif post and trimmed.endswith("/chat/completions"):
             fingerprint = self.server.fingerprint
@@ -558,6 +600,54 @@ class _Handler(BaseHTTPRequestHandler):
         else:
             self._send_bytes(404, b"404 page not found", "text/plain", ctl)
 
+    def _cohere(self, path: str, headers: dict[str, str], body: bytes, ctl: Controls) -> None:
+        """Cohere's v2 API (``/v2/chat``, ``/v2/embed``, ``/v2/rerank``; any prefix)."""
+        self._flavor = "cohere"
+        handler = next(h for suffix, h in _COHERE.items() if path.endswith(suffix))
+        self._call(
+            headers,
+            body,
+            ctl,
+            lambda request: handler(request, ctl),
+            precheck=lambda: _cohere.check_auth(headers),
+        )
+
+    def _groq(self, path: str, headers: dict[str, str], body: bytes, ctl: Controls) -> None:
+        """Groq's OpenAI-compatible API (``/openai/v1/...`` from a Groq client)."""
+        self._flavor = "groq"
+        api = path.removeprefix("/openai/v1")
+        post = self.command == "POST"
+
+        def check_auth() -> None:
+            if not headers.get("authorization", "").lower().startswith("bearer "):
+                raise ApiError("Invalid API Key", status=401, code="invalid_api_key")
+
+        if post and api == "/chat/completions":
+            fingerprint = self.server.fingerprint
+            self._call(
+                headers,
+                body,
+                ctl,
+                lambda request: _groq.chat_completion_reply(request, ctl, fingerprint=fingerprint),
+                precheck=check_auth,
+            )
+        elif post and api in _AUDIO_FORMS:
+            translate = api == "/audio/translations"
+            self._form_call(
+                headers,
+                body,
+                ctl,
+                lambda form: _audio.transcription_reply(
+                    form, ctl, translate=translate, groq_id=_groq.request_id()
+                ),
+                precheck=check_auth,
+            )
+        elif self.command == "GET" and api == "/models":
+            if not self._maybe_fail(headers, ctl, ""):
+                self._send_json(200, _groq.models_reply(), headers, ctl)
+        else:
+            self._send_json(404, _groq.unknown_url(self.command, path), headers, ctl)
+
     def _azure(
         self, path: str, query: str, headers: dict[str, str], body: bytes, ctl: Controls
     ) -> None:
@@ -611,7 +701,7 @@ class _Handler(BaseHTTPRequestHandler):
         headers: dict[str, str],
         body: bytes,
         ctl: Controls,
-        build: Callable[[dict[str, Any]], Reply],
+        build: Callable[[dict[str, Any]], Reply | _audio.BytesReply],
         *,
         model_hint: str | None = None,
         precheck: Callable[[], None] | None = None,
@@ -637,8 +727,45 @@ class _Handler(BaseHTTPRequestHandler):
         except ApiError as err:
             self._send_json(err.status, self._error_payload(err), headers, ctl)
             return
+        self._send_reply(headers, ctl, reply)
+
+    def _form_call(
+        self,
+        headers: dict[str, str],
+        body: bytes,
+        ctl: Controls,
+        build: Callable[[_audio.Form], Reply | _audio.BytesReply],
+        *,
+        precheck: Callable[[], None] | None = None,
+    ) -> None:
+        """Like :meth:`_call`, for a ``multipart/form-data`` upload."""
+        form: _audio.Form | None = None
+        problem: ApiError | None = None
+        try:
+            form = _audio.parse_form(headers.get("content-type", ""), body)
+        except ApiError as err:
+            problem = err
+        if self._maybe_fail(headers, ctl, (form.value("model") if form else None) or ""):
+            return
+        try:
+            if precheck is not None:
+                precheck()
+            if form is None:
+                raise problem or ApiError("Could not parse multipart form.")
+            reply = build(form)
+        except ApiError as err:
+            self._send_json(err.status, self._error_payload(err), headers, ctl)
+            return
+        self._send_reply(headers, ctl, reply)
+
+    def _send_reply(
+        self, headers: dict[str, str], ctl: Controls, reply: Reply | _audio.BytesReply
+    ) -> None:
+        """Send a builder's reply: JSON, a plain body, or a stream."""
         if isinstance(reply, JsonReply):
             self._send_json(reply.status, reply.payload, headers, ctl, reply.headers)
+        elif isinstance(reply, _audio.BytesReply):
+            self._send_bytes(reply.status, reply.body, reply.content_type, ctl, api_headers=True)
         else:
             self._send_stream(ctl, reply)
 
@@ -654,6 +781,8 @@ class _Handler(BaseHTTPRequestHandler):
             return _gemini.gemini_error(err.status, err.message, route=self._gemini_route)
         if self._flavor == "ollama":
             return _ollama.ollama_error(err.status, err.message)
+        if self._flavor == "cohere":
+            return _cohere.cohere_error(err.status, err.message)
         return _error_body(err.message, err.type, err.code, err.param)
 
     # -- responses -------------------------------------------------------------------------
@@ -669,6 +798,11 @@ class _Handler(BaseHTTPRequestHandler):
                 self.send_header(name, value)
             return
         if self._flavor == "ollama":
+            return
+        if self._flavor in ("cohere", "groq"):
+            module = _cohere if self._flavor == "cohere" else _groq
+            for name, value in module.response_headers(elapsed).items():
+                self.send_header(name, value)
             return
         if self._flavor == "databricks":
             self.send_header("x-request-id", str(uuid.uuid4()))
@@ -741,8 +875,17 @@ class _Handler(BaseHTTPRequestHandler):
         host = headers.get("host") or f"{self.server.owner.host}:{self.server.owner.port}"
         return f"http://{host}"
 
-    def _send_bytes(self, status: int, body: bytes, content_type: str, ctl: Controls) -> None:
-        """A non-JSON body (an image), compressed only when a control header asks."""
+    def _send_bytes(
+        self,
+        status: int,
+        body: bytes,
+        content_type: str,
+        ctl: Controls,
+        *,
+        api_headers: bool = False,
+    ) -> None:
+        """A non-JSON body (an image, a transcript), compressed only when a control header asks;
+        ``api_headers`` adds the API's response headers."""
         encoding = ctl.encoding if ctl.encoding != "identity" else None
         if encoding is not None:
             body = _Encoder(encoding).oneshot(body)
@@ -751,6 +894,8 @@ class _Handler(BaseHTTPRequestHandler):
         self.send_header("Content-Length", str(len(body)))
         if encoding is not None:
             self.send_header("Content-Encoding", encoding)
+        if api_headers:
+            self._api_headers()
         self.end_headers()
         self._headers_sent = True
         self.wfile.write(body)
@@ -774,6 +919,10 @@ class _Handler(BaseHTTPRequestHandler):
                 extra["x-should-retry"] = "true"
         elif self._flavor == "databricks":
             payload = databricks_error(status)
+        elif self._flavor == "cohere":
+            payload = _cohere.cohere_error(status, model=model)
+        elif self._flavor == "groq":
+            payload = _groq.groq_error(status, model=model)
         else:
             auth = headers.get("authorization", "")
             api_key = auth[7:] if auth.lower().startswith("bearer ") else auth
