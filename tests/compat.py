@@ -21,8 +21,10 @@ OPENAI_SUITE = [
     "tests/test_images.py",
     "tests/test_stream_merge.py",
     "tests/test_secrets.py",
+    "tests/test_openai_audio.py",
 ]
 ANTHROPIC_SUITE = ["tests/test_anthropic.py"]
+COHERE_GROQ_SUITE = ["tests/test_cohere_groq.py"]
 GEMINI_SUITE = ["tests/test_gemini.py"]
 OLLAMA_SUITE = ["tests/test_ollama.py"]
 # name -> (requirements installed in the layer, test files, pytest -k filter)
@@ -39,6 +41,7 @@ ENVIRONMENTS: dict[str, tuple[list[str], list[str], str | None]] = {
     "google-genai 3.x": (["google-genai>=3,<4"], GEMINI_SUITE, None),
     "ollama 0.5.x": (["ollama>=0.5,<0.6"], OLLAMA_SUITE, None),
     "ollama 0.6.x": (["ollama>=0.6,<0.7"], OLLAMA_SUITE, None),
+    "cohere 5.x, groq 0.x": (["cohere>=5,<6", "groq>=0.30,<1"], COHERE_GROQ_SUITE, None),
     # LiteLLM (about 260 MB with its dependencies) is not in the dev extra: its recipe is
     # proven here, in a layer of its own.
     "litellm": (["litellm>=1.70,<2", "+deps"], ["tests/test_frameworks.py"], "litellm"),
