@@ -1,5 +1,6 @@
-"""Cohere v2 through the real ``cohere`` SDK (``ClientV2(httpx_client=TracedClient())``) and
-Groq through the real ``groq`` SDK (``Groq(http_client=TracedClient())``): the same span
+"""Cohere v2 through the real ``cohere`` SDK (``ClientV2(httpx_client=TracedClient())``), Groq
+through the real ``groq`` SDK (``Groq(http_client=TracedClient())``) and Mistral through the
+real ``mistralai`` SDK (``Mistral(client=tracer.httpx2.TracedClient())``): the same span
 contract as every other API."""
 
 from __future__ import annotations
@@ -205,3 +206,25 @@ def test_groq_async_tool_call(server: DevServer, experiment: str) -> None:
         c.function.arguments for c in response.choices[0].message.tool_calls or []
     ]
     assert span.attributes["mlflow.llm.provider"] == "groq"
+
+
+def test_mistral_sdk_with_the_httpx2_client(server: DevServer, experiment: str) -> None:
+    from mistralai.client import Mistral
+
+    import tracer.httpx2
+
+    client = Mistral(api_key="k", server_url=server.url, client=tracer.httpx2.TracedClient())
+    response = client.chat.complete(model="mistral-small-latest", messages=CAPITAL)  # type: ignore[arg-type]
+    text = "".join(
+        event.data.choices[0].delta.content or ""  # type: ignore[operator]
+        for event in client.chat.stream(model="mistral-small-latest", messages=CAPITAL)  # type: ignore[arg-type]
+    )
+    plain, streamed = read_spans(experiment, "CHAT_MODEL")
+    assert response.choices is not None
+    assert plain.outputs["choices"][0]["message"]["content"] == response.choices[0].message.content
+    assert streamed.outputs["choices"][0]["message"]["content"] == text
+    assert streamed.attributes["stream.completed"] is True
+    assert {
+        plain.attributes["mlflow.llm.provider"],
+        streamed.attributes["mlflow.llm.provider"],
+    } == {"mistral"}
