@@ -113,6 +113,7 @@ class Recorder:
         "_started",
         "_status",
         "_tools",
+        "_usage_key",
         "api",
         "config",
         "request_model",
@@ -137,6 +138,13 @@ class Recorder:
         self._first_chunk_ms: float | None = None
         self._sniff: bytearray | None = None  # a stream's first bytes, until an event arrives
         self._decode_error: str | None = None
+        # MLflow's own autolog for the sending SDK records the call's usage: the trace must
+        # count it once, so this span keeps it under its own name.
+        self._usage_key = (
+            "tracer.tokenUsage"
+            if spans.autolog_records(request.headers.get("user-agent") or "")
+            else "mlflow.chat.tokenUsage"
+        )
 
         body = self._parse_request(request)
         request_body = body if isinstance(body, dict) else {}
@@ -499,7 +507,11 @@ class Recorder:
         if model:
             attrs["mlflow.llm.model"] = model
         if summary.usage:
-            attrs["mlflow.chat.tokenUsage"] = summary.usage
+            attrs[self._usage_key] = summary.usage
+        if self._usage_key != "mlflow.chat.tokenUsage":
+            # MLflow's store reads usage from these too when a span has none of its own.
+            attrs.pop("gen_ai.usage.input_tokens", None)
+            attrs.pop("gen_ai.usage.output_tokens", None)
         if self._accumulator is not None:
             attrs.update(self._accumulator.attributes)
             attrs["stream.completed"] = self._accumulator.completed

@@ -180,7 +180,16 @@ def _root_experiment() -> str | None:
 
 
 #: MLflow autolog flavors whose SDK calls the tracer records from the wire.
-WIRE_FLAVORS = ("openai", "anthropic")
+WIRE_FLAVORS = ("openai", "anthropic", "gemini", "groq", "mistral")
+#: MLflow's autolog flavor of each SDK the tracer sees, by the SDK's ``User-Agent``.
+_SDK_FLAVORS = (
+    ("openai/python", "openai"),  # also AsyncOpenAI, AzureOpenAI, AsyncAzureOpenAI
+    ("agents/python", "openai"),  # the OpenAI Agents SDK's own, on the openai SDK's calls
+    ("anthropic/python", "anthropic"),
+    ("groq/python", "groq"),
+    ("google-genai-sdk", "gemini"),
+    ("mistralai", "mistral"),  # speakeasy-sdk/python ... mistralai
+)
 _autolog_settled = False
 
 
@@ -209,6 +218,27 @@ def settle_autolog() -> None:
             autolog = get_autolog_function(flavor)
             if autolog is not None:
                 autolog(disable=True, silent=True)
+
+
+def autolog_records(user_agent: str) -> bool:
+    """Whether MLflow's own autolog for the SDK that sent a request (by its ``User-Agent``) is
+    on, and so records the call and its token usage on a span of its own.
+
+    The user switched it on (the tracer keeps the ones nobody configured off, see
+    :func:`settle_autolog`): for example ``mlflow.openai.autolog()`` for the OpenAI Agents
+    SDK's agent spans. Its span and the tracer's are then two records of one call, and they
+    are not always parent and child (autolog's asynchronous Responses span is not active while
+    the request is sent), so MLflow's trace totals would count the call twice.
+    """
+    agent = user_agent.lower()
+    for marker, flavor in _SDK_FLAVORS:
+        if marker in agent:
+            try:
+                from mlflow.utils.autologging_utils import autologging_is_disabled
+            except ImportError:  # the lightweight package has no autolog
+                return False
+            return not autologging_is_disabled(flavor)
+    return False
 
 
 def active_parent() -> LiveSpan | None:
