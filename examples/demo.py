@@ -2,7 +2,7 @@
 
 Without ``DATABRICKS_HOST``/``DATABRICKS_TOKEN`` the examples call a local OpenAI-compatible
 server (:class:`tracer.devserver.DevServer`), so the demo needs no network and no account; the
-Gemini and Ollama example always calls that server, which speaks their protocols too.
+Gemini, Ollama and Cohere example always calls that server, which speaks their protocols too.
 Traces go to ``MLFLOW_TRACKING_URI`` if set, else to ``.demo/mlflow.db`` in the project root,
 in the experiment ``tracer-demo``.
 
@@ -41,10 +41,11 @@ def main() -> None:
         logging.getLogger(name).setLevel(logging.WARNING)
 
     with contextlib.ExitStack() as stack:
-        # Gemini and Ollama always go to the local server (it speaks both protocols).
+        # Gemini, Ollama and Cohere always go to the local server (it speaks their protocols).
         server = stack.enter_context(DevServer())
         os.environ.setdefault("GEMINI_BASE_URL", server.url)
         os.environ.setdefault("OLLAMA_HOST", server.url)
+        os.environ.setdefault("CO_API_URL", server.url)
         if os.environ.get("DATABRICKS_HOST") and os.environ.get("DATABRICKS_TOKEN"):
             print(f"Calling Databricks at {os.environ['DATABRICKS_HOST']}")
         else:
@@ -64,7 +65,7 @@ def main() -> None:
             ("Streaming", streaming),
             ("Function calling (agent + tools)", function_calling),
             ("Async (two concurrent calls)", async_chat),
-            ("Gemini and Ollama (the local server)", other_providers),
+            ("Gemini, Ollama and Cohere (the local server)", other_providers),
         ]:
             print(f"\n=== {title}: examples/{module.__name__}.py ===")
             module.main()

@@ -1,17 +1,20 @@
-"""Google Gemini and Ollama, traced the same way: each SDK is handed the tracer as its HTTP
-client, and each call becomes one MLflow span.
+"""Google Gemini, Ollama and Cohere, traced the same way: each SDK is handed the tracer as its
+HTTP client, and each call becomes one MLflow span.
 
-Calls ``GEMINI_BASE_URL`` (else Google's service, with ``GEMINI_API_KEY``) and ``OLLAMA_HOST``
-(else Ollama's default, ``http://127.0.0.1:11434``). ``make demo`` points both at its local
-server, so it needs no key and no model.
+Calls ``GEMINI_BASE_URL`` (else Google's service, with ``GEMINI_API_KEY``), ``OLLAMA_HOST``
+(else Ollama's default, ``http://127.0.0.1:11434``) and ``CO_API_URL`` (else Cohere's service,
+with ``CO_API_KEY``). ``make demo`` points all three at its local server, so it needs no key
+and no model.
 
-Run: ``GEMINI_BASE_URL=... OLLAMA_HOST=... .venv/bin/python examples/other_providers.py``
+Run: ``GEMINI_BASE_URL=... OLLAMA_HOST=... CO_API_URL=... .venv/bin/python
+examples/other_providers.py``
 """
 
 from __future__ import annotations
 
 import os
 
+import cohere
 import httpx
 import ollama
 from _client import use_experiment
@@ -21,8 +24,8 @@ from google.genai import types
 from tracer import TracedAsyncClient, TracedClient, TracingTransport
 
 
-def main() -> tuple[str, str]:
-    """Ask Gemini once and Ollama once (streamed); return both answers."""
+def main() -> tuple[str, str, str]:
+    """Ask Gemini, Ollama (streamed) and Cohere once each; return the three answers."""
     use_experiment()
     gemini = genai.Client(
         api_key=os.environ.get("GEMINI_API_KEY", "local"),
@@ -50,7 +53,20 @@ def main() -> tuple[str, str]:
     ):
         pieces.append(part.message.content or "")
     print(f"Ollama: {''.join(pieces)}")
-    return answer.text or "", "".join(pieces)
+
+    co = cohere.ClientV2(
+        api_key=os.environ.get("CO_API_KEY", "local"),
+        base_url=os.environ.get("CO_API_URL"),
+        httpx_client=TracedClient(),
+    )
+    reply = co.chat(
+        model="command-a-03-2025",
+        messages=[{"role": "user", "content": "What is the capital of France?"}],
+    )
+    content = reply.message.content or []
+    text = "".join(getattr(item, "text", "") for item in content)
+    print(f"Cohere: {text}")
+    return answer.text or "", "".join(pieces), text
 
 
 if __name__ == "__main__":

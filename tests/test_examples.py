@@ -225,9 +225,14 @@ def test_other_providers(
 ) -> None:
     monkeypatch.setenv("GEMINI_BASE_URL", devserver.url)
     monkeypatch.setenv("OLLAMA_HOST", devserver.url)
-    gemini_text, ollama_text = example("other_providers").main()
+    monkeypatch.setenv("CO_API_URL", devserver.url)
+    gemini_text, ollama_text, cohere_text = example("other_providers").main()
 
-    gemini_trace, ollama_trace = read_traces(experiment_id)
+    gemini_trace, ollama_trace, cohere_trace = read_traces(experiment_id)
+    (command,) = llm_spans(cohere_trace)
+    assert command.name == "chat command-a-03-2025"
+    assert command.get_attribute("mlflow.llm.provider") == "cohere"
+    assert "Paris" in cohere_text
     (gemini,) = llm_spans(gemini_trace)
     (local,) = llm_spans(ollama_trace)
     assert gemini.name == "chat gemini-2.5-flash"
@@ -240,7 +245,7 @@ def test_other_providers(
     assert local.get_attribute("stream.completed") is True
     assert local.outputs["message"]["content"] == ollama_text
     assert "Paris" in ollama_text
-    for trace, text in ((gemini_trace, gemini_text), (ollama_trace, ollama_text)):
+    for trace, text in ((gemini_trace, gemini_text), (ollama_trace, ollama_text)):  # previews
         rendered = render_trace(trace)
         assert "in:  What is the capital of France?" in rendered
         assert f"out: {text}" in rendered
