@@ -17,9 +17,11 @@ from __future__ import annotations
 
 import contextlib
 import contextvars
+import functools
 import importlib.util
 import json
 import os
+import sys
 import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
@@ -230,14 +232,43 @@ def autolog_records(user_agent: str) -> bool:
     are not always parent and child (autolog's asynchronous Responses span is not active while
     the request is sent), so MLflow's trace totals would count the call twice.
     """
+    autologging_is_disabled = _autolog_switch()
+    if autologging_is_disabled is None:  # the lightweight package has no autolog
+        return False
     agent = user_agent.lower()
     for marker, flavor in _SDK_FLAVORS:
-        if marker in agent:
-            try:
-                from mlflow.utils.autologging_utils import autologging_is_disabled
-            except ImportError:  # the lightweight package has no autolog
-                return False
-            return not autologging_is_disabled(flavor)
+        if marker in agent and not autologging_is_disabled(flavor):
+            return True
+    # LiteLLM sends through the openai SDK, and its MLflow callback records the call (after it
+    # returned, so never as this span's parent): the request is LiteLLM's if it is sent from
+    # within LiteLLM's code.
+    return (
+        "litellm" in sys.modules
+        and not autologging_is_disabled("litellm")
+        and _called_from("litellm")
+    )
+
+
+@functools.cache
+def _autolog_switch() -> Callable[[str], bool] | None:
+    """MLflow's ``autologging_is_disabled``, looked up once (``None`` without autolog)."""
+    try:
+        from mlflow.utils.autologging_utils import autologging_is_disabled
+    except ImportError:
+        return None
+    return autologging_is_disabled
+
+
+def _called_from(package: str, depth: int = 200) -> bool:
+    """Whether code of ``package`` is on the current call stack (for a coroutine, the chain of
+    coroutines awaiting it)."""
+    frame: Any = sys._getframe(1)
+    prefix = package + "."
+    while frame is not None and depth:
+        name = frame.f_globals.get("__name__", "")
+        if name == package or name.startswith(prefix):
+            return True
+        frame, depth = frame.f_back, depth - 1
     return False
 
 
