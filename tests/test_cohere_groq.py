@@ -150,6 +150,7 @@ def test_cohere_async_and_errors(server: DevServer, experiment: str) -> None:
     assert text_of(streamed.outputs["message"]) == text
     assert failed.status.status_code == "ERROR"
     assert failed.attributes["http.response.status_code"] == 400
+    assert failed.status.description == failed.outputs["message"]  # Cohere's own message
 
 
 @pytest.fixture

@@ -55,8 +55,9 @@ def cohere_usage(usage: Any) -> dict[str, int] | None:
 
 
 def _error(response: dict[str, Any]) -> str | None:
-    """Cohere's errors are ``{"message": ...}`` (or ``{"error": ...}`` behind a gateway)."""
-    if response.get("error") or (isinstance(response.get("message"), str) and "id" not in response):
+    """Cohere's errors are ``{"id": ..., "message": "..."}`` (a chat's ``message`` is an
+    object), or ``{"error": ...}`` behind a gateway."""
+    if response.get("error") or isinstance(response.get("message"), str):
         return error_message(response)
     return None
 
