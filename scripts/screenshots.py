@@ -12,6 +12,9 @@ selects the span to show and writes the PNGs to ``docs/images/``:
 * ``trace-agent.png``: the ``run_agent`` trace of ``examples/function_calling.py``, its second
   LLM span selected (the whole conversation: question, tool calls, tool results, answer).
 
+With ``--providers``, also the span of each of ``examples/other_providers.py``'s calls, in a
+taller window: ``gemini-span.png``, ``ollama-span.png`` and ``cohere-span.png``.
+
 Chromium is installed with ``apt-get install -y chromium`` if missing (needs root and apt);
 ``CHROMIUM=/path/to/chrome`` picks another browser. Not part of ``make test``.
 
@@ -54,6 +57,14 @@ from tracer.devserver import DevServer  # noqa: E402
 EXPERIMENT = "tracer-demo"  # the experiment examples/demo.py records into
 WIDTH, HEIGHT = 1400, 900
 STREAM_QUESTION = "Is it warmer in Tokyo or in Berlin right now?"
+# --providers: the root span of each examples/other_providers.py trace -> its picture
+PROVIDER_SPANS = {
+    "chat gemini-2.5-flash": "gemini-span.png",
+    "chat llama3.2": "ollama-span.png",
+    "chat command-a-03-2025": "cohere-span.png",
+}
+PROVIDER_QUESTION = "What is the capital of France?"
+PROVIDER_HEIGHT = 1300
 # localStorage entries (key_v<version>) the UI reads: keep its assistant panel closed and its
 # one-time "Detect issues" hint dismissed, so they do not cover the trace.
 UI_STATE = {
@@ -328,12 +339,12 @@ def record_streamed_tool_call(url: str) -> str:
     return str(traces[0].info.trace_id)
 
 
-def agent_trace_id(experiment_id: str) -> str:
-    """The trace of examples/function_calling.py: the one whose root span is ``run_agent``."""
+def trace_id_by_root(experiment_id: str, name: str) -> str:
+    """The demo's trace whose root span is named ``name`` (``run_agent``: function_calling.py)."""
     for trace in mlflow.search_traces(locations=[experiment_id], return_type="list"):
-        if any(s.parent_id is None and s.name == "run_agent" for s in trace.data.spans):
+        if any(s.parent_id is None and s.name == name for s in trace.data.spans):
             return str(trace.info.trace_id)
-    sys.exit("the demo recorded no run_agent trace")
+    sys.exit(f"the demo recorded no {name} trace")
 
 
 # ------------------------------------------------------------------------------------------
@@ -378,6 +389,26 @@ def click_button(browser: Browser, label: str) -> bool:
     )
 
 
+def click_tab(browser: Browser, label: str) -> bool:
+    """Click the span view's tab with that text (e.g. ``Chat``); False if there is none."""
+    return bool(
+        browser.js(
+            f"""(() => {{
+        const t = [...document.querySelectorAll('[role=tab]')].find(
+            e => e.textContent.trim() === {json.dumps(label)});
+        if (!t) return false;
+        t.click();
+        return true;
+    }})()"""
+        )
+    )
+
+
+def select_chat_tab(browser: Browser) -> None:
+    """The selected span's Chat tab, if the UI gives it one (MLflow 3.17's span view has none)."""
+    log(f"Chat tab: {'clicked' if click_tab(browser, 'Chat') else 'none'}")
+
+
 def shoot_trace(
     browser: Browser,
     url: str,
@@ -395,12 +426,18 @@ def shoot_trace(
     browser.wait_for(text_check(*expect), f"the chat view ({', '.join(expect)})")
     time.sleep(1.5)  # let transitions and fonts settle
     browser.screenshot(out)
-    log(f"wrote {out.relative_to(ROOT)} ({out.stat().st_size // 1024} KB)")
+    shown = out.relative_to(ROOT) if out.is_relative_to(ROOT) else out  # --out may be elsewhere
+    log(f"wrote {shown} ({out.stat().st_size // 1024} KB)")
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--out", type=Path, default=ROOT / "docs" / "images")
+    parser.add_argument(
+        "--providers",
+        action="store_true",
+        help="also picture the Gemini, Ollama and Cohere spans (gemini-span.png, ...)",
+    )
     args = parser.parse_args()
     out: Path = args.out.resolve()
     out.mkdir(parents=True, exist_ok=True)
@@ -420,7 +457,7 @@ def main() -> None:
             experiment = mlflow.get_experiment_by_name(EXPERIMENT)
             assert experiment is not None
             experiment_id = experiment.experiment_id
-            agent_trace = agent_trace_id(experiment_id)
+            agent_trace = trace_id_by_root(experiment_id, "run_agent")
 
             browser = Browser(chromium, workdir / "chromium-profile", WIDTH, HEIGHT)
             try:
@@ -452,6 +489,25 @@ def main() -> None:
                     select=lambda b: click_span(b, "chat ", -1),
                     expect=("Tool calls", "The weather in London is sunny", "Based on the tools"),
                 )
+                if args.providers:  # taller: the whole Inputs / Outputs of each span
+                    browser.send(
+                        "Emulation.setDeviceMetricsOverride",
+                        width=WIDTH,
+                        height=PROVIDER_HEIGHT,
+                        deviceScaleFactor=1,
+                        mobile=False,
+                    )
+                for span, picture in PROVIDER_SPANS.items() if args.providers else ():
+                    shoot_trace(
+                        browser,
+                        url,
+                        experiment_id,
+                        trace_id_by_root(experiment_id, span),
+                        out / picture,
+                        # one span per trace, selected when the trace opens
+                        select=select_chat_tab,
+                        expect=(PROVIDER_QUESTION, "Outputs", "Paris"),
+                    )
             finally:
                 browser.close()
     log(f"done in {time.monotonic() - started:.0f} s")

@@ -229,3 +229,11 @@ def test_mistral_sdk_with_the_httpx2_client(server: DevServer, experiment: str) 
         plain.attributes["mlflow.llm.provider"],
         streamed.attributes["mlflow.llm.provider"],
     } == {"mistral"}
+
+
+def test_cohere_reply_is_shown_as_a_conversation_turn(co: cohere.ClientV2, experiment: str) -> None:
+    co.chat(model=COMMAND, messages=CAPITAL)
+    span = only_span(experiment)
+    assert span.attributes["mlflow.chat.messages"] == [
+        {"role": "assistant", "content": "The capital of France is Paris."}
+    ]

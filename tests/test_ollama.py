@@ -164,3 +164,18 @@ def test_a_stream_error_line_ends_the_span_in_error(server: DevServer, experimen
     assert span.status.status_code == "ERROR"
     assert span.attributes["stream.completed"] is False
     assert span.outputs["message"]["content"]  # what arrived before the error
+
+
+def test_the_reply_is_shown_as_a_conversation_turn(olla: ollama.Client, experiment: str) -> None:
+    # MLflow's trace UI shows OpenAI-style chat.messages as the assistant's turn; Ollama's own
+    # output shape it does not know.
+    text = olla.chat(model=LLAMA, messages=QUESTION).message.content
+    question = [{"role": "user", "content": "What's the weather in Paris and London?"}]
+    olla.chat(model=LLAMA, messages=question, tools=[WEATHER])
+    plain, tools = read_spans(experiment, "CHAT_MODEL")
+    assert plain.attributes["mlflow.chat.messages"] == [{"role": "assistant", "content": text}]
+    (reply,) = tools.attributes["mlflow.chat.messages"]
+    assert [c["function"] for c in reply["tool_calls"]] == [
+        {"name": "get_weather", "arguments": '{"city": "Paris"}'},
+        {"name": "get_weather", "arguments": '{"city": "London"}'},
+    ]

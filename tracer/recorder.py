@@ -502,6 +502,11 @@ class Recorder:
         outputs = self._recordable(self.api.outputs(response, self.config), "outputs")
         attrs = self._response_attrs
         attrs.update(summary.attributes)
+        if self.config.capture_content:
+            # Read from the outputs as recorded (scrubbed and redacted), never from more.
+            reply = self.api.reply_messages(outputs)
+            if reply is not None:  # what MLflow's trace UI shows as the assistant's turn
+                attrs["mlflow.chat.messages"] = reply
         attrs.update(semconv.response_attributes(summary))
         model = summary.model or self.request_model
         if model:

@@ -92,6 +92,12 @@ class ApiSpec:
         tools = request.get("tools")
         return tools if isinstance(tools, list) and tools else None
 
+    def reply_messages(self, response: Any) -> list[dict[str, Any]] | None:
+        """The reply as OpenAI-style chat messages, for APIs whose response MLflow's trace UI
+        cannot show as a conversation by itself (recorded as ``mlflow.chat.messages``, which
+        the UI reads, when content is captured); ``None`` for the others."""
+        return None
+
     def parameters(self, request: dict[str, Any]) -> dict[str, Any]:
         """The request's sampling and length parameters under OpenAI's names (``temperature``,
         ``max_tokens``, ``stop``, ...), for the ``gen_ai.request.*`` attributes."""

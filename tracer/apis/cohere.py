@@ -123,6 +123,25 @@ class CohereChat(ApiSpec):
             error=_error(response),
         )
 
+    def reply_messages(self, response: Any) -> list[dict[str, Any]] | None:
+        """The assistant's text and tool calls (already in OpenAI's form)."""
+        message = response.get("message") if isinstance(response, dict) else None
+        if not isinstance(message, dict):
+            return None
+        content = message.get("content")
+        text = "".join(
+            item["text"]
+            for item in (content if isinstance(content, list) else ())
+            if isinstance(item, dict)
+            and item.get("type") == "text"
+            and isinstance(item.get("text"), str)
+        )
+        reply: dict[str, Any] = {"role": "assistant", "content": text}
+        calls = message.get("tool_calls")
+        if isinstance(calls, list) and calls:
+            reply["tool_calls"] = [c for c in calls if isinstance(c, dict)]
+        return [reply]
+
     def new_stream(self) -> CohereChatStream:
         """A fresh accumulator for one streamed chat."""
         return CohereChatStream()

@@ -11,6 +11,7 @@ arguments as an object), and takes the rest from the last chunk.
 
 from __future__ import annotations
 
+import json
 from typing import Any
 
 from tracer.apis.base import (
@@ -147,6 +148,29 @@ class OllamaChat(ApiSpec):
     def summarize(self, response: Any) -> ResponseSummary:
         """Model, usage, ``done_reason``, error and the durations (``ollama.*_ms``)."""
         return _summary(response)
+
+    def reply_messages(self, response: Any) -> list[dict[str, Any]] | None:
+        """The assistant's message, its tool calls in OpenAI's form (an id, the arguments as
+        a JSON string)."""
+        message = response.get("message") if isinstance(response, dict) else None
+        if not isinstance(message, dict):
+            return None
+        reply: dict[str, Any] = {"role": "assistant", "content": message.get("content") or ""}
+        calls = message.get("tool_calls")
+        if isinstance(calls, list) and calls:
+            reply["tool_calls"] = [
+                {
+                    "id": call.get("id") or f"call_{i}",
+                    "type": "function",
+                    "function": {
+                        "name": function.get("name"),
+                        "arguments": json.dumps(function.get("arguments") or {}),
+                    },
+                }
+                for i, call in enumerate(calls)
+                if isinstance(call, dict) and isinstance(function := call.get("function"), dict)
+            ]
+        return [reply]
 
     def new_stream(self) -> OllamaStream:
         """A fresh accumulator for one streamed chat."""
