@@ -140,6 +140,6 @@ def test_capture_off_keeps_the_file_description_only(server: DevServer, experime
     )
     client.moderations.create(model="omni-moderation-latest", input="INPUT-find-me")
     dump = stored(experiment)
-    assert "find-me" not in dump
+    assert "find-me" not in dump and "secret-name" not in dump
     span = only_span(experiment)
-    assert span.inputs["file"]["size"] == len(WAV)
+    assert span.inputs["file"] == {"content_type": "audio/wav", "size": len(WAV)}

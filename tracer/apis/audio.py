@@ -121,7 +121,8 @@ class Moderations(ApiSpec):
 MODERATIONS = Moderations()
 
 _FORMATS = one_of("json", "text", "srt", "verbose_json", "vtt", "diarized_json")
-_FILE = {"filename": TEXT, "content_type": TEXT, "size": NUMBER}
+#: An uploaded file's type and size (its name, chosen by the user, is content).
+_FILE = {"content_type": TEXT, "size": NUMBER}
 _GRANULARITY = one_of("word", "segment")
 
 
@@ -134,7 +135,8 @@ class Transcriptions(ApiSpec):
     message_format = None
     content_keys = ("prompt",)
     text_response = True
-    #: The file's name, type and size, the model and settings; never the prompt or the text.
+    #: The file's type and size, the model and settings; never the prompt, the file's name or
+    #: the text.
     kept_request: Shape = {
         "model": TEXT,
         "file": _FILE,
