@@ -26,7 +26,32 @@ class SSEEvent:
     id: str | None = None
 
 
-class SSEDecoder:
+class _Lines:
+    """The line being read, bounded: past ``max_line_bytes`` it is dropped, not buffered, and
+    counted in :attr:`oversized_lines` (what both decoders share)."""
+
+    __slots__ = ("_line_bytes", "_partial", "_skipping", "max_line_bytes", "oversized_lines")
+
+    def __init__(self, max_line_bytes: int | None) -> None:
+        self.max_line_bytes = max_line_bytes
+        self.oversized_lines = 0
+        self._partial = bytearray()  # the line not yet terminated
+        self._line_bytes = 0
+        self._skipping = False  # inside an oversized line: discard until its end
+
+    def _hold(self, piece: bytes) -> None:
+        if self._skipping:
+            return
+        self._line_bytes += len(piece)
+        if self.max_line_bytes is not None and self._line_bytes > self.max_line_bytes:
+            self._partial.clear()
+            self._skipping = True
+            self.oversized_lines += 1
+            return
+        self._partial += piece
+
+
+class SSEDecoder(_Lines):
     """Turns a byte stream into :class:`SSEEvent` objects, one ``feed`` at a time.
 
     ``max_line_bytes`` bounds the memory a single line may hold; a longer line is dropped and
@@ -40,23 +65,14 @@ class SSEDecoder:
         "_data_size",
         "_event",
         "_last_id",
-        "_line_bytes",
-        "_partial",
-        "_skipping",
         "invalid_utf8_lines",
-        "max_line_bytes",
         "oversized_events",
-        "oversized_lines",
     )
 
     def __init__(self, max_line_bytes: int | None = None) -> None:
-        self.max_line_bytes = max_line_bytes
-        self.oversized_lines = 0
+        super().__init__(max_line_bytes)
         self.oversized_events = 0
         self.invalid_utf8_lines = 0
-        self._partial = bytearray()  # the line not yet terminated
-        self._line_bytes = 0
-        self._skipping = False  # inside an oversized line: discard until its end
         self._after_cr = False  # the previous chunk ended with CR
         self._bom: bytes | None = b""  # the stream's first bytes, until a BOM is ruled out
         self._data: list[str] = []
@@ -114,17 +130,6 @@ class SSEDecoder:
             events.append(self._dispatch_pending())
         return events
 
-    def _hold(self, piece: bytes) -> None:
-        if self._skipping:
-            return
-        self._line_bytes += len(piece)
-        if self.max_line_bytes is not None and self._line_bytes > self.max_line_bytes:
-            self._partial.clear()
-            self._skipping = True
-            self.oversized_lines += 1
-            return
-        self._partial += piece
-
     def _join(self, end: bytes) -> bytes | None:
         """Complete a held line with ``end``; ``None`` if the line was oversized."""
         self._hold(end)
@@ -181,7 +186,7 @@ class SSEDecoder:
         self._data_size = 0
 
 
-class NDJSONDecoder:
+class NDJSONDecoder(_Lines):
     """Turns a newline-delimited JSON stream (``application/x-ndjson``, Ollama's) into one
     :class:`SSEEvent` per non-blank line, its ``data`` the line, one ``feed`` at a time.
 
@@ -190,24 +195,12 @@ class NDJSONDecoder:
     unterminated last line is returned by :meth:`flush`.
     """
 
-    __slots__ = (
-        "_line_bytes",
-        "_partial",
-        "_skipping",
-        "invalid_utf8_lines",
-        "max_line_bytes",
-        "oversized_events",
-        "oversized_lines",
-    )
+    __slots__ = ("invalid_utf8_lines", "oversized_events")
 
     def __init__(self, max_line_bytes: int | None = None) -> None:
-        self.max_line_bytes = max_line_bytes
-        self.oversized_lines = 0
+        super().__init__(max_line_bytes)
         self.oversized_events = 0  # one line is one event: counted as lines
         self.invalid_utf8_lines = 0
-        self._partial = bytearray()
-        self._line_bytes = 0
-        self._skipping = False
 
     def feed(self, chunk: bytes) -> list[SSEEvent]:
         """Consume ``chunk`` and return the lines it completed."""
@@ -227,17 +220,6 @@ class NDJSONDecoder:
         """End of stream: the unterminated last line, if any."""
         event = self._end_line()
         return [event] if event is not None else []
-
-    def _hold(self, piece: bytes) -> None:
-        if self._skipping:
-            return
-        self._line_bytes += len(piece)
-        if self.max_line_bytes is not None and self._line_bytes > self.max_line_bytes:
-            self._partial.clear()
-            self._skipping = True
-            self.oversized_lines += 1
-            return
-        self._partial += piece
 
     def _end_line(self) -> SSEEvent | None:
         raw = bytes(self._partial).rstrip(b"\r")

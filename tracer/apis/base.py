@@ -16,6 +16,7 @@ __all__ = [
     "StreamAccumulator",
     "StreamBase",
     "add_piece",
+    "embedding_attributes",
     "error_message",
     "int_or_none",
     "parse_event",
@@ -226,6 +227,17 @@ def token_usage(
     if (cache_creation := int_or_none(cache_creation)) is not None:
         result["cache_creation_input_tokens"] = cache_creation
     return result
+
+
+def embedding_attributes(lengths: list[int | None]) -> dict[str, int]:
+    """``embeddings.count`` (how many vectors) and, when they all have one,
+    ``embeddings.dimensions`` (their length; ``None`` for a vector that could not be
+    measured)."""
+    attributes = {"embeddings.count": len(lengths)}
+    measured = {n for n in lengths if n is not None}
+    if len(measured) == 1:
+        attributes["embeddings.dimensions"] = measured.pop()
+    return attributes
 
 
 def renamed(values: Any, names: dict[str, str]) -> dict[str, Any]:

@@ -17,6 +17,7 @@ from tracer.apis.base import (
     ApiSpec,
     ResponseSummary,
     StreamBase,
+    embedding_attributes,
     error_message,
     parse_event,
     str_or_none,
@@ -249,10 +250,9 @@ class CohereEmbed(ApiSpec):
         vectors = _by_type(response.get("embeddings"))
         if vectors:
             first = next(iter(vectors.values()))
-            summary.attributes["embeddings.count"] = len(first)
-            lengths = {len(v) for v in first if isinstance(v, list)}
-            if len(lengths) == 1:
-                summary.attributes["embeddings.dimensions"] = lengths.pop()
+            summary.attributes.update(
+                embedding_attributes([len(v) if isinstance(v, list) else None for v in first])
+            )
         return summary
 
     def outputs(self, response: Any, config: TracerConfig) -> Any:

@@ -14,7 +14,7 @@ import sys
 from array import array
 from typing import Any
 
-from tracer.apis.base import ApiSpec, ResponseSummary, error_message
+from tracer.apis.base import ApiSpec, ResponseSummary, embedding_attributes, error_message
 from tracer.apis.chat import openai_usage
 from tracer.apis.keep import COUNTS, ERROR, NUMBER, TEXT, Shape, one_of
 from tracer.config import TracerConfig
@@ -79,11 +79,14 @@ class Embeddings(ApiSpec):
         )
         data = response.get("data")
         if isinstance(data, list):
-            summary.attributes["embeddings.count"] = len(data)
-            lengths = {vector_length(d.get("embedding")) for d in data if isinstance(d, dict)}
-            lengths.discard(None)
-            if len(lengths) == 1:
-                summary.attributes["embeddings.dimensions"] = lengths.pop()
+            summary.attributes.update(
+                embedding_attributes(
+                    [
+                        vector_length(d.get("embedding")) if isinstance(d, dict) else None
+                        for d in data
+                    ]
+                )
+            )
         return summary
 
     def outputs(self, response: Any, config: TracerConfig) -> Any:

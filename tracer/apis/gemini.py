@@ -21,6 +21,7 @@ from tracer.apis.base import (
     ResponseSummary,
     StreamBase,
     add_piece,
+    embedding_attributes,
     error_message,
     parse_event,
     renamed,
@@ -340,10 +341,14 @@ class GeminiEmbed(ApiSpec):
         )
         vectors = _vectors(response)
         if vectors is not None:
-            summary.attributes["embeddings.count"] = len(vectors)
-            lengths = {len(v["values"]) for v in vectors if isinstance(v.get("values"), list)}
-            if len(lengths) == 1:
-                summary.attributes["embeddings.dimensions"] = lengths.pop()
+            summary.attributes.update(
+                embedding_attributes(
+                    [
+                        len(v["values"]) if isinstance(v.get("values"), list) else None
+                        for v in vectors
+                    ]
+                )
+            )
         return summary
 
     def outputs(self, response: Any, config: TracerConfig) -> Any:

@@ -18,6 +18,7 @@ from tracer.apis.base import (
     ApiSpec,
     ResponseSummary,
     StreamBase,
+    embedding_attributes,
     error_message,
     int_or_none,
     parse_event,
@@ -297,10 +298,9 @@ class OllamaEmbed(ApiSpec):
             if not isinstance(vectors, list) and isinstance(response.get("embedding"), list):
                 vectors = [response["embedding"]]
             if isinstance(vectors, list):
-                summary.attributes["embeddings.count"] = len(vectors)
-                lengths = {len(v) for v in vectors if isinstance(v, list)}
-                if len(lengths) == 1:
-                    summary.attributes["embeddings.dimensions"] = lengths.pop()
+                summary.attributes.update(
+                    embedding_attributes([len(v) if isinstance(v, list) else None for v in vectors])
+                )
         return summary
 
     def outputs(self, response: Any, config: TracerConfig) -> Any:
