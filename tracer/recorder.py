@@ -156,23 +156,37 @@ class Recorder:
             else route.model or route.endpoint or route.deployment
         )
 
+        # The request is walked once: its parameters (attributes) are scrubbed, and the inputs
+        # and tools are built from them; only the content keys are scrubbed on their own.
+        media = not config.capture_media
+        deep = nests_deeper(body, MAX_DEPTH)
         if config.capture_content:
             attributes = {k: v for k, v in request_body.items() if k not in api.content_keys}
-            inputs = body
         else:  # only what the API's allow-list keeps, in the inputs and the attributes alike
-            request_body = api.strip_request(request_body)
-            attributes = dict(request_body)
-            inputs = request_body if body is not None else None
-        for key in [k for k, v in attributes.items() if nests_deeper(v, MAX_DEPTH)]:
-            del attributes[key]
-            self._problems.append(
-                f"request parameter {key!r} nests deeper than {MAX_DEPTH} levels; not recorded"
-            )
-        media = not config.capture_media
+            attributes = api.strip_request(request_body)
+        if deep:  # hostile input: keep the parameters that are not too deep
+            for key in [k for k, v in attributes.items() if nests_deeper(v, MAX_DEPTH)]:
+                del attributes[key]
+                self._problems.append(
+                    f"request parameter {key!r} nests deeper than {MAX_DEPTH} levels; not recorded"
+                )
         attributes = redact.scrub(attributes, media=media)
-        tools = api.tools(request_body) if "tools" in attributes else None
-        self._tools = redact.scrub(tools, media=media)
-        inputs = self._recordable(inputs, "inputs")
+        self._tools = api.tools(attributes)
+        inputs: Any = None
+        if body is None:
+            pass
+        elif not config.capture_content:
+            inputs = dict(attributes)
+        elif deep:
+            self._problems.append(f"the inputs nest deeper than {MAX_DEPTH} levels; not recorded")
+        elif isinstance(body, dict):
+            inputs = {
+                k: attributes[k] if k in attributes else redact.scrub(v, media=media)
+                for k, v in body.items()
+            }
+        else:
+            inputs = redact.scrub(body, media=media)
+        inputs = self._redacted(inputs, "inputs")
         attributes["tracer.api"] = api.name
         provider = semconv.provider(
             api,
@@ -182,9 +196,7 @@ class Recorder:
             route.endpoint,
             request.headers.get("user-agent") or "",
         )
-        attributes.update(
-            semconv.request_attributes(api, provider, self.request_model, request_body)
-        )
+        attributes.update(semconv.request_attributes(api, provider, self.request_model, attributes))
         if api.message_format:
             attributes["mlflow.message.format"] = api.message_format
         if route.deployment:
@@ -325,13 +337,16 @@ class Recorder:
     # --- internals -----------------------------------------------------------------------
 
     def _recordable(self, value: Any, field: str) -> Any:
-        """``value`` as it may be recorded: credentials in URLs masked, inline media omitted
-        (unless configured), then the user's redaction applied. A redaction that fails records
-        nothing rather than too much."""
-        if isinstance(value, (dict, list)) and nests_deeper(value, MAX_DEPTH):
+        """``value`` as it may be recorded: not nested too deeply, credentials in URLs masked,
+        inline media omitted (unless configured), then the user's redaction applied."""
+        if nests_deeper(value, MAX_DEPTH):
             self._problems.append(f"the {field} nest deeper than {MAX_DEPTH} levels; not recorded")
             return None
-        value = redact.scrub(value, media=not self.config.capture_media)
+        return self._redacted(redact.scrub(value, media=not self.config.capture_media), field)
+
+    def _redacted(self, value: Any, field: str) -> Any:
+        """``value`` after the user's redaction (``TracerConfig.redact``), if any. A redaction
+        that fails records nothing rather than too much."""
         if self.config.redact is None or value is None:
             return value
         try:
