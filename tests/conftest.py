@@ -69,11 +69,21 @@ def read_spans(experiment_id: str, span_type: str | None = None) -> list[Span]:
     return spans
 
 
-def only_llm_span(experiment_id: str) -> Span:
-    """The single LLM span the test produced (fails if there is not exactly one)."""
-    spans = read_spans(experiment_id, "CHAT_MODEL")
+def only_span(experiment_id: str, span_type: str = "CHAT_MODEL") -> Span:
+    """The single span of ``span_type`` the test produced (fails if there is not exactly one)."""
+    spans = read_spans(experiment_id, span_type)
     assert len(spans) == 1, [s.name for s in spans]
     return spans[0]
+
+
+def only_llm_span(experiment_id: str) -> Span:
+    """The single LLM (``CHAT_MODEL``) span the test produced."""
+    return only_span(experiment_id)
+
+
+def stored(experiment_id: str) -> str:
+    """Every trace of the experiment, as MLflow exports it (what a leak scan reads)."""
+    return "\n".join(trace.to_json() for trace in read_traces(experiment_id))
 
 
 def free_port() -> int:

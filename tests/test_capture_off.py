@@ -26,7 +26,7 @@ import openai.resources.embeddings
 import openai.resources.images
 import openai.resources.responses
 import pytest
-from conftest import read_traces
+from conftest import read_traces, stored
 from mlflow.entities import Span
 from openai import OpenAI
 
@@ -934,11 +934,6 @@ def send(api: str, request: dict[str, Any], server: DevServer) -> Any:
         }
         result = methods[api](**request)
         return list(result) if request.get("stream") else result
-
-
-def stored(experiment: str) -> str:
-    """Every trace of the experiment, as MLflow exports it."""
-    return "\n".join(trace.to_json() for trace in read_traces(experiment))
 
 
 def leaks(dump: str, markers: list[str]) -> list[str]:

@@ -12,33 +12,15 @@ from typing import Any
 import cohere
 import groq
 import pytest
-from conftest import read_spans
-from mlflow.entities import Span
+from conftest import only_span, read_spans
+from sdk import QUESTION as CAPITAL
+from sdk import WEATHER_TOOL as WEATHER
 
 from tracer import TracedAsyncClient, TracedClient
 from tracer.devserver import DevServer
 
 COMMAND = "command-a-03-2025"
-CAPITAL = [{"role": "user", "content": "What is the capital of France?"}]
 WEATHER_QUESTION = [{"role": "user", "content": "What's the weather in Paris and London?"}]
-WEATHER: Any = {
-    "type": "function",
-    "function": {
-        "name": "get_weather",
-        "description": "Current weather in a city",
-        "parameters": {
-            "type": "object",
-            "properties": {"city": {"type": "string"}},
-            "required": ["city"],
-        },
-    },
-}
-
-
-def only_span(experiment: str, span_type: str = "CHAT_MODEL") -> Span:
-    spans = read_spans(experiment, span_type)
-    assert len(spans) == 1, [s.name for s in spans]
-    return spans[0]
 
 
 @pytest.fixture

@@ -9,11 +9,10 @@ import json
 from typing import Any
 
 import pytest
-from conftest import read_spans, read_traces
+from conftest import only_span, read_spans, read_traces
 from google import genai
 from google.genai import errors, types
 from google.oauth2.credentials import Credentials
-from mlflow.entities import Span
 
 import tracer.httpx2
 from tracer import TracerConfig
@@ -45,12 +44,6 @@ def options(server: DevServer, library: str, config: TracerConfig | None = None)
 @pytest.fixture(params=["httpx", "httpx2"])
 def client(request: pytest.FixtureRequest, server: DevServer) -> genai.Client:
     return genai.Client(api_key="AIza-SECRET-key-42", http_options=options(server, request.param))
-
-
-def only_span(experiment: str, span_type: str = "CHAT_MODEL") -> Span:
-    spans = read_spans(experiment, span_type)
-    assert len(spans) == 1, [s.name for s in spans]
-    return spans[0]
 
 
 def test_generate_content(client: genai.Client, experiment: str) -> None:

@@ -6,31 +6,18 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import Iterator
-from typing import Any
 
 import httpx
 import ollama
 import pytest
-from conftest import read_spans
-from mlflow.entities import Span
+from conftest import only_span, read_spans
+from sdk import QUESTION
+from sdk import WEATHER_TOOL as WEATHER
 
 from tracer import AsyncTracingTransport, TracingTransport, wrap
 from tracer.devserver import DevServer
 
 LLAMA = "llama3.2"
-QUESTION = [{"role": "user", "content": "What is the capital of France?"}]
-WEATHER: Any = {
-    "type": "function",
-    "function": {
-        "name": "get_weather",
-        "description": "Current weather in a city",
-        "parameters": {
-            "type": "object",
-            "properties": {"city": {"type": "string"}},
-            "required": ["city"],
-        },
-    },
-}
 
 
 @pytest.fixture(params=["transport", "wrap"])
@@ -43,12 +30,6 @@ def olla(request: pytest.FixtureRequest, server: DevServer) -> Iterator[ollama.C
         wrap(client._client)
     yield client
     client._client.close()  # ollama 0.5 clients are no context managers
-
-
-def only_span(experiment: str, span_type: str = "CHAT_MODEL") -> Span:
-    spans = read_spans(experiment, span_type)
-    assert len(spans) == 1, [s.name for s in spans]
-    return spans[0]
 
 
 def test_chat(olla: ollama.Client, experiment: str) -> None:

@@ -10,7 +10,7 @@ from typing import Any
 import anthropic
 import openai
 import pytest
-from conftest import only_llm_span, read_spans
+from conftest import only_llm_span, only_span, read_spans
 from sdk import API_KEY, WEATHER_TOOL, Chat
 
 import tracer.httpx2
@@ -40,12 +40,6 @@ def stable(value: Any) -> Any:
 @pytest.fixture(params=["sync", "async"])
 def sdk(request: pytest.FixtureRequest, server: DevServer) -> Chat:
     return Chat(request.param, server.base_url)
-
-
-def only_span(experiment: str, span_type: str) -> Any:
-    spans = read_spans(experiment, span_type)
-    assert len(spans) == 1, [s.name for s in spans]
-    return spans[0]
 
 
 # --- legacy completions -----------------------------------------------------------------------

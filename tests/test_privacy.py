@@ -11,7 +11,7 @@ from typing import Any
 import anthropic
 import openai
 import pytest
-from conftest import only_llm_span, read_traces
+from conftest import only_llm_span, read_traces, stored
 from hypothesis import given
 from hypothesis import strategies as st
 from openai import OpenAI
@@ -22,11 +22,6 @@ import tracer.httpx2
 from tracer import TracedClient, TracerConfig
 from tracer.devserver import DevServer
 from tracer.redact import decoded_size, sniff_media_type
-
-
-def stored(experiment: str) -> str:
-    """Every trace of the experiment, as MLflow exports it."""
-    return "\n".join(trace.to_json() for trace in read_traces(experiment))
 
 
 def test_credentials_never_reach_the_store(server: DevServer, experiment: str) -> None:

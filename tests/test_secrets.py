@@ -6,9 +6,8 @@ from __future__ import annotations
 
 from collections.abc import Iterator
 
-import httpx
 import pytest
-from conftest import only_llm_span, read_spans, read_traces
+from conftest import only_llm_span, read_spans, stored
 from hypothesis import given
 from hypothesis import strategies as st
 from openai import OpenAI
@@ -17,11 +16,6 @@ from rawserver import RawServer, head
 from tracer import TracedClient
 from tracer.devserver import DevServer
 from tracer.redact import REDACTED, is_secret_param, mask_urls, safe_url, scrub
-
-
-def stored(experiment: str) -> str:
-    """Every trace of the experiment, as MLflow exports it."""
-    return "\n".join(trace.to_json() for trace in read_traces(experiment))
 
 
 @pytest.mark.parametrize(
@@ -225,4 +219,3 @@ def test_location_header_is_recorded_masked(raw: RawServer, experiment: str) -> 
         "https://other.example.com/v1/chat/completions?sig=REDACTED&a=1"
     )
     assert "SECRET-location" not in stored(experiment)
-    assert isinstance(response, httpx.Response)
