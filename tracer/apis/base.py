@@ -22,6 +22,7 @@ __all__ = [
     "parse_event",
     "renamed",
     "str_or_none",
+    "strings_of",
     "token_usage",
 ]
 
@@ -200,6 +201,16 @@ def error_message(body: Any) -> str | None:
     if isinstance(message, str) and message:
         return message
     return None
+
+
+def strings_of(items: Any, key: str) -> list[str]:
+    """The string ``key`` of each object in the list ``items`` (finish reasons of choices or
+    candidates); anything else is skipped."""
+    return [
+        item[key]
+        for item in (items if isinstance(items, list) else ())
+        if isinstance(item, dict) and isinstance(item.get(key), str)
+    ]
 
 
 def int_or_none(value: Any) -> int | None:

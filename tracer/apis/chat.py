@@ -19,6 +19,7 @@ from tracer.apis.base import (
     StreamBase,
     error_message,
     parse_event,
+    strings_of,
     token_usage,
 )
 from tracer.apis.keep import (
@@ -32,6 +33,7 @@ from tracer.apis.keep import (
     SERVICE_TIER,
     TEXT,
     VERBOSITY,
+    VOICE,
     Shape,
     either,
     one_of,
@@ -84,21 +86,7 @@ CHAT_REQUEST: Shape = {
     "modalities": [one_of("text", "audio")],
     "audio": {
         "format": one_of("wav", "aac", "mp3", "flac", "opus", "pcm16"),
-        "voice": one_of(
-            "alloy",
-            "ash",
-            "ballad",
-            "coral",
-            "echo",
-            "fable",
-            "nova",
-            "onyx",
-            "sage",
-            "shimmer",
-            "verse",
-            "marin",
-            "cedar",
-        ),
+        "voice": VOICE,
     },
     "response_format": {"type": one_of("text", "json_object", "json_schema")},
     "prompt_cache_retention": PROMPT_CACHE_RETENTION,
@@ -174,12 +162,7 @@ class ChatCompletions(ApiSpec):
         """Model, usage, finish reasons, id and error of a ``chat.completion`` object."""
         if not isinstance(response, dict):
             return ResponseSummary()
-        choices = response.get("choices")
-        reasons = [
-            c["finish_reason"]
-            for c in (choices if isinstance(choices, list) else ())
-            if isinstance(c, dict) and isinstance(c.get("finish_reason"), str)
-        ]
+        reasons = strings_of(response.get("choices"), "finish_reason")
         model = response.get("model")
         rid = response.get("id")
         return ResponseSummary(

@@ -26,6 +26,7 @@ from tracer.apis.base import (
     parse_event,
     renamed,
     str_or_none,
+    strings_of,
     token_usage,
 )
 from tracer.apis.keep import COUNTS, FLAG, KIND, MESSAGE, NUMBER, TEXT, Shape, one_of
@@ -172,12 +173,7 @@ class GeminiGenerate(ApiSpec):
         """Model version, usage, finish reasons, response id and error."""
         if not isinstance(response, dict):
             return ResponseSummary()
-        candidates = response.get("candidates")
-        reasons = [
-            c["finishReason"]
-            for c in (candidates if isinstance(candidates, list) else ())
-            if isinstance(c, dict) and isinstance(c.get("finishReason"), str)
-        ]
+        reasons = strings_of(response.get("candidates"), "finishReason")
         summary = ResponseSummary(
             model=str_or_none(response.get("modelVersion")),
             usage=gemini_usage(response.get("usageMetadata")),

@@ -39,6 +39,7 @@ __all__ = [
     "SERVICE_TIER",
     "TEXT",
     "VERBOSITY",
+    "VOICE",
     "Shape",
     "either",
     "keep",
@@ -122,6 +123,22 @@ SERVICE_TIER = one_of("auto", "default", "flex", "scale", "priority", "fast", "u
 REASONING_EFFORT = one_of("none", "minimal", "low", "medium", "high", "xhigh", "max")
 PROMPT_CACHE_RETENTION = one_of("in_memory", "in-memory", "24h")
 VERBOSITY = one_of("low", "medium", "high")
+#: The built-in voices of chat audio and speech.
+VOICE = one_of(
+    "alloy",
+    "ash",
+    "ballad",
+    "cedar",
+    "coral",
+    "echo",
+    "fable",
+    "marin",
+    "nova",
+    "onyx",
+    "sage",
+    "shimmer",
+    "verse",
+)
 
 _DROP = object()
 
