@@ -146,13 +146,6 @@ class Merged:
         """Merge one delta (a JSON object) into the object."""
         _merge(self._state, delta)
 
-    def get(self, key: str) -> Any:
-        """The current value of one top-level field (``None`` when absent)."""
-        return _built(self._state.get(key))
-
-    def __contains__(self, key: str) -> bool:
-        return key in self._state
-
     def result(self) -> dict[str, Any]:
         """The object as merged so far (a new dict each time)."""
         built: dict[str, Any] = _built(self._state)
