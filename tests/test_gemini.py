@@ -222,3 +222,25 @@ def test_capture_off_keeps_no_content(server: DevServer, experiment: str) -> Non
     }
     assert span.attributes["mlflow.chat.tokenUsage"]["output_tokens"] > 0
     assert json.dumps(span.outputs).count("text") == 0
+
+
+def test_genai_evaluate_records_each_call_once(server: DevServer, experiment: str) -> None:
+    # evaluate() switches on every autolog nobody configured, Gemini's too; a traced client
+    # marks it off (spans.settle_autolog), so each row's trace holds the tracer's span only.
+    import mlflow
+    from mlflow.entities import Trace
+
+    client = genai.Client(api_key="k", http_options=options(server, "httpx"))
+    questions = ["What is MLflow?", "What is a span?"]
+
+    def predict(question: str) -> str:
+        return client.models.generate_content(model=FLASH, contents=question).text or ""
+
+    result = mlflow.genai.evaluate(
+        data=[{"inputs": {"question": q}} for q in questions], predict_fn=predict, scorers=[]
+    )
+    df = result.result_df
+    assert df is not None
+    for trace in (Trace.from_json(t) for t in df["trace"]):
+        llm = [s for s in trace.data.spans if s.span_type in ("CHAT_MODEL", "LLM")]
+        assert [s.name for s in llm] == [f"chat {FLASH}"]
