@@ -271,7 +271,8 @@ def test_internal_error_starting_a_span_leaves_the_call_untraced(
     monkeypatch: pytest.MonkeyPatch,
     caplog: pytest.LogCaptureFixture,
 ) -> None:
-    monkeypatch.setattr(tracer.spans, "start", broken)
+    # A root span is started when the request is sent as a pending one (spans.pending).
+    monkeypatch.setattr(tracer.spans, "pending", broken)
     httpx_mock.add_response(url=URL, json=COMPLETION)
 
     async def main() -> Any:

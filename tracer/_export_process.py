@@ -32,10 +32,13 @@ EXIT_TIMEOUT = 30.0
 #: The export process runs on CPU time nothing else wants (it waits for the network mostly,
 #: and then the application's work comes first). When it has made no progress for this long
 #: with writes waiting (a saturated host leaves it no idle CPU time), its priority rises a
-#: step, to nice 10 and then to normal; while a flush waits for it, it runs at normal
-#: priority; with nothing left to write it goes back to idle. A saturated host thus slows
-#: export down but never starves it.
-STALL_SECONDS = 1.0
+#: step, to nice 10 and then to normal; it runs at normal priority at once while a flush
+#: waits for it, or when a quarter of :data:`MAX_BUFFERED` waits; with nothing left to write
+#: it goes back to idle. A saturated host thus slows export down but never starves it, and a
+#: burst of a few seconds (a thousand concurrent streams) is written after it, not during it.
+STALL_SECONDS = 5.0
+#: Writes waiting beyond which the export process runs at normal priority at once.
+URGENT_BACKLOG = MAX_BUFFERED // 4
 _NICE = (19, 10, 0)
 _SIDECAR = os.path.join(os.path.dirname(os.path.abspath(__file__)), "_sidecar.py")
 _BOOT = "import runpy, sys; runpy.run_path(sys.argv[1], run_name='__main__')"
@@ -380,7 +383,7 @@ class ExportProcess:
         level = max(self._priority, 0)
         if not self._pending and not self._inflight:
             level = 0
-        elif self._flushing:
+        elif self._flushing or len(self._pending) + len(self._inflight) >= URGENT_BACKLOG:
             level = 2
         elif now - self._progress_at > STALL_SECONDS:
             level = min(level + 1, 2)

@@ -14,10 +14,10 @@ import re
 import threading
 import time
 from collections.abc import Callable
-from typing import Any, Protocol
+from typing import TYPE_CHECKING, Any, Protocol
 
 from tracer import multipart, redact, routes, semconv, spans
-from tracer.apis.base import StreamAccumulator
+from tracer.apis.base import ApiSpec, StreamAccumulator
 from tracer.apis.keep import without_quotes
 from tracer.config import TracerConfig
 from tracer.failsafe import internal_error, warn_once
@@ -25,12 +25,19 @@ from tracer.redact import RECORDED_REQUEST_HEADERS, RECORDED_RESPONSE_HEADERS, s
 from tracer.routes import RouteMatch
 from tracer.sse import NDJSONDecoder, SSEDecoder
 
-__all__ = ["ContentDecoder", "Headers", "Recorder", "RequestInfo"]
+if TYPE_CHECKING:
+    from mlflow.entities import LiveSpan
+
+__all__ = ["BATCH_BYTES", "ContentDecoder", "Headers", "Recorder", "RequestInfo"]
 
 _TEXT_PREVIEW_CHARS = 2000
 #: The quoted sample a stream problem ends with (``stream event is not JSON: '...'``).
 _QUOTED = re.compile(r": (['\"]).*\Z", re.DOTALL)
 _SNIFF_BYTES = 65536
+#: A stream's chunks are parsed once this many bytes of them wait (or at its end, or when one
+#: may end it): in a batch, parsing costs less than chunk by chunk, and memory stays bounded.
+BATCH_BYTES = 65536
+_UNREAD = object()
 #: Deeper JSON cannot be recorded (MLflow's serialisation recurses); no LLM payload nests so.
 MAX_DEPTH = 128
 
@@ -92,10 +99,18 @@ class RequestInfo:
 
 
 class Recorder:
-    """Records one request/response exchange to an LLM endpoint as one span."""
+    """Records one request/response exchange to an LLM endpoint as one span.
+
+    What happens on the caller's thread is kept to what cannot wait: when the request is sent,
+    its route, the time and the context; for each chunk of a stream, keeping a reference to
+    it. The request is parsed and the span described when the call ends; a stream's chunks are
+    parsed in batches (:data:`BATCH_BYTES`, or at once when a chunk may end the stream), and
+    the first ones only after they have been handed on, so nothing delays a chunk.
+    """
 
     __slots__ = (
         "_accumulator",
+        "_api",
         "_binary",
         "_body",
         "_body_size",
@@ -103,18 +118,26 @@ class Recorder:
         "_decode_error",
         "_decoder",
         "_done",
+        "_end_markers",
         "_first_chunk_ms",
         "_lock",
         "_parsing",
+        "_pending",
+        "_pending_bytes",
         "_problems",
+        "_request",
+        "_request_body",
         "_response_attrs",
+        "_response_headers",
+        "_route",
         "_sniff",
         "_sse",
+        "_stamp",
         "_started",
         "_status",
+        "_stream_type",
         "_tools",
         "_usage_key",
-        "api",
         "config",
         "request_model",
         "span",
@@ -129,6 +152,8 @@ class Recorder:
         self._response_attrs: dict[str, Any] = {}
         self._decoder: ContentDecoder | None = None
         self._sse: SSEDecoder | NDJSONDecoder | None = None  # a stream's event decoder
+        self._stream_type: type[SSEDecoder] | type[NDJSONDecoder] | None = None
+        self._response_headers: Headers | None = None
         self._accumulator: StreamAccumulator | None = None
         self._body: list[bytes] | None = None
         self._binary: str | None = None  # the media type of a binary answer, only counted
@@ -138,17 +163,56 @@ class Recorder:
         self._first_chunk_ms: float | None = None
         self._sniff: bytearray | None = None  # a stream's first bytes, until an event arrives
         self._decode_error: str | None = None
+        # A stream's chunks not parsed yet; until its first event, at most one, with the
+        # time it arrived (``_stamp``), so the time to first chunk is exact.
+        self._pending: list[bytes] = []
+        self._pending_bytes = 0
+        self._stamp = 0
+        self._end_markers: tuple[bytes, ...] = ()
+        self._route = route
+        self._request = request
+        self._request_body: Any = _UNREAD
+        self._api: ApiSpec | None = route.api  # None: the body says (Databricks invocations)
+        self._tools: list[Any] | None = None
+        self.request_model: str | None = None
         # MLflow's own autolog for the sending SDK records the call's usage: the trace must
-        # count it once, so this span keeps it under its own name.
+        # count it once, so this span keeps it under its own name. Decided now: it looks at
+        # the call stack of the request.
         self._usage_key = (
             "tracer.tokenUsage"
             if spans.autolog_records(request.headers.get("user-agent") or "")
             else "mlflow.chat.tokenUsage"
         )
+        parent = spans.active_parent()
+        # the traceparent header needs the span's ids: such a span starts now
+        pending = spans.pending(parent, config.export, defer=not config.propagate_context)
+        if pending is not None:
+            if route.api is not None:  # what it is called should describing it fail
+                pending.name, pending.span_type = route.api.operation, route.api.span_type
+            self.span: LiveSpan | spans.PendingSpan = pending
+        else:
+            name, span_type, inputs, attributes = self._describe()
+            self.span = spans.start(name, span_type, parent, inputs, attributes, config.export)
+        self._started = time.perf_counter_ns()
 
-        body = self._parse_request(request)
+    @property
+    def api(self) -> ApiSpec:
+        """The API of the call: by its route, else by its request body."""
+        if self._api is None:
+            self._api = routes.api_for_body(self._body_of_request())
+        return self._api
+
+    def _body_of_request(self) -> Any:
+        if self._request_body is _UNREAD:
+            self._request_body = self._parse_request(self._request)
+        return self._request_body
+
+    def _describe(self) -> tuple[str, str, Any, dict[str, Any]]:
+        """The span's name, type, inputs and attributes, from the request."""
+        config, request, route = self.config, self._request, self._route
+        body = self._body_of_request()
         request_body = body if isinstance(body, dict) else {}
-        api = self.api = route.api or routes.api_for_body(body)
+        api = self.api
         model = request_body.get("model")
         self.request_model = (
             model
@@ -215,20 +279,16 @@ class Recorder:
             value = request.headers.get(name)
             if value is not None:
                 attributes[f"http.request.header.{name}"] = value
-
         name = f"{api.operation} {self.request_model}" if self.request_model else api.operation
-        self.span = spans.start(
-            name,
-            api.span_type,
-            spans.active_parent(),
-            inputs,
-            attributes,
-            config.export,
-            defer=not config.propagate_context,  # the traceparent header needs the span's ids
-        )
-        # Timed from here, so MLflow's one-time set-up on a process's first span is not
-        # counted as time to first chunk.
-        self._started = time.perf_counter_ns()
+        return name, api.span_type, inputs, attributes
+
+    def _describe_pending(self, span: spans.PendingSpan) -> None:
+        """Fill in a span started when the request was sent; the request's problems come
+        first, as they would have had it been described then."""
+        known = len(self._problems)
+        span.name, span.span_type, span.inputs, span.attributes = self._describe()
+        if known:
+            self._problems[:] = self._problems[known:] + self._problems[:known]
 
     @classmethod
     def begin(
@@ -256,29 +316,20 @@ class Recorder:
         ``preloaded`` is an already-read (decoded) body, which ends the recording at once."""
         try:
             self._status = status
-            attrs = self._response_attrs
-            attrs["http.response.status_code"] = status
-            for name in RECORDED_RESPONSE_HEADERS:
-                value = headers.get(name)
-                if value is not None:
-                    attrs[f"http.response.header.{name}"] = (
-                        safe_url(value) if name == "location" else value
-                    )
+            self._response_attrs["http.response.status_code"] = status
+            self._response_headers = headers  # recorded when the call ends
             content_type = (headers.get("content-type") or "").lower()
-            if "event-stream" in content_type or "ndjson" in content_type:
-                limit = self.config.max_body_bytes
-                self._sse = (
-                    SSEDecoder(max_line_bytes=limit)
-                    if "event-stream" in content_type
-                    else NDJSONDecoder(max_line_bytes=limit)
-                )
-                self._accumulator = self.api.new_stream()
-                self._sniff = bytearray()
+            if "event-stream" in content_type:
+                self._stream_type = SSEDecoder  # set up with its first chunk
+            elif "ndjson" in content_type:
+                self._stream_type = NDJSONDecoder
             elif self.api.binary_response and status < 400 and "json" not in content_type:
                 self._binary = content_type or "application/octet-stream"
             else:
                 self._body = []
             if preloaded is not None:
+                if self._stream_type is not None:
+                    self._start_stream()
                 self._feed(preloaded)
                 self._end_of_body()
             elif decoder is not None:
@@ -286,10 +337,72 @@ class Recorder:
         except Exception as exc:
             self._internal(exc)
 
+    def _start_stream(self) -> None:
+        """Set up the stream's decoder and accumulator (not before its first chunk)."""
+        assert self._stream_type is not None
+        self._sse = self._stream_type(max_line_bytes=self.config.max_body_bytes)
+        self._accumulator = self.api.new_stream()
+        self._end_markers = self._accumulator.end_markers
+        self._sniff = bytearray()
+
+    def _record_response_headers(self) -> None:
+        headers, self._response_headers = self._response_headers, None
+        if headers is None:
+            return
+        attrs = self._response_attrs
+        for name in RECORDED_RESPONSE_HEADERS:
+            value = headers.get(name)
+            if value is not None:
+                attrs[f"http.response.header.{name}"] = (
+                    safe_url(value) if name == "location" else value
+                )
+
     def on_chunk(self, chunk: bytes) -> None:
-        """A piece of the raw (possibly compressed) response body arrived."""
+        """A piece of the raw (possibly compressed) response body arrived.
+
+        A stream's chunk is only kept here: until the first event, the previous chunk is
+        parsed now (the caller has had it); after it, chunks are parsed in batches."""
         if self._done or not self._parsing:
             return
+        if self._stream_type is None:
+            self._take(chunk)
+            return
+        if self._first_chunk_ms is None:
+            if self._pending:
+                self._drain()
+                if self._done or not self._parsing:
+                    return
+            if self._first_chunk_ms is None:
+                self._pending.append(chunk)
+                self._stamp = time.perf_counter_ns()
+                return
+        self._pending.append(chunk)
+        self._pending_bytes += len(chunk)
+        if self._pending_bytes >= BATCH_BYTES:
+            self._drain()
+            return
+        for marker in self._end_markers:
+            if marker in chunk:
+                self._drain()
+                return
+
+    def _drain(self) -> None:
+        """Parse the chunks that wait."""
+        if self._sse is None and self._stream_type is not None:
+            try:
+                self._start_stream()
+            except Exception as exc:
+                self._internal(exc)
+                return
+        pending = self._pending
+        self._pending, self._pending_bytes = [], 0
+        for chunk in pending:
+            if self._done or not self._parsing:
+                return
+            self._take(chunk)
+
+    def _take(self, chunk: bytes) -> None:
+        """Decode and parse one chunk."""
         try:
             if self._decoder is not None:
                 try:
@@ -303,6 +416,9 @@ class Recorder:
 
     def on_eof(self) -> None:
         """The response body was read to its end."""
+        if self._done:
+            return
+        self._drain()  # also sets up a stream that had no chunk
         if self._done:
             return
         try:
@@ -421,7 +537,7 @@ class Recorder:
         if data != "[DONE]":
             self._chunk_count += 1
             if self._first_chunk_ms is None:
-                self._first_chunk_ms = (time.perf_counter_ns() - self._started) / 1e6
+                self._first_chunk_ms = (self._stamp - self._started) / 1e6
         self._accumulator.add(event, data)
         if self._accumulator.ended:
             # Ends the span now: some SDKs raise on an error event and keep the response open.
@@ -484,11 +600,18 @@ class Recorder:
     def _finish(self, exception: BaseException | None = None) -> None:
         """End the span, once, with everything known; if working that out fails, end it
         anyway with the failure named, then let the failure be reported."""
+        if self._pending and not self._done:
+            self._drain()  # what arrived is recorded, also when the caller stopped reading
         with self._lock:
             if self._done:
                 return
             self._done = True
         try:
+            self._record_response_headers()
+            if self._sse is None and self._stream_type is not None:
+                self._start_stream()  # a stream that ended before its first chunk
+            if isinstance(self.span, spans.PendingSpan):
+                self._describe_pending(self.span)
             outputs, attrs, error = self._result(exception)
         except Exception as failure:
             problem = f"tracer internal error: {type(failure).__name__}: {failure}"

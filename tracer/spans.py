@@ -42,6 +42,7 @@ __all__ = [
     "active_parent",
     "finish",
     "listening",
+    "pending",
     "ready",
     "settle_autolog",
     "start",
@@ -123,15 +124,20 @@ class _LocalSpan:
 
 @dataclass
 class PendingSpan:
-    """A root LLM span not handed to MLflow yet: :func:`finish` starts and ends it at once."""
+    """A root LLM span not handed to MLflow yet: :func:`finish` starts and ends it at once.
 
-    name: str
-    span_type: str
-    inputs: Any
-    attributes: dict[str, Any]
+    It is created when the request is sent, with only the time and the context; what the
+    span says (name, type, inputs, attributes) is worked out when the call ends, so nothing
+    but this stands between the request and its first byte."""
+
     export_mode: str
+    name: str = "llm"
+    span_type: str = "LLM"
+    inputs: Any = None
+    attributes: dict[str, Any] = field(default_factory=dict)
     start_time_ns: int = field(default_factory=time.time_ns)
     context: contextvars.Context = field(default_factory=contextvars.copy_context)
+    local: bool = field(default_factory=lambda: not _to_mlflow)  # in-memory listeners only
 
 
 _listeners: list[Callable[[SpanRecord], None]] = []
@@ -277,6 +283,17 @@ def active_parent() -> LiveSpan | None:
     return mlflow.get_current_active_span()
 
 
+def pending(
+    parent: LiveSpan | None, export_mode: str = "process", *, defer: bool = True
+) -> PendingSpan | None:
+    """A span to describe and start when the call ends, or ``None`` if it must start now
+    (:func:`start`): it has a parent, an MLflow run is active, or ``defer`` is false (its
+    ids are needed for the request)."""
+    if not _to_mlflow or (parent is None and defer and not _run_active()):
+        return PendingSpan(export_mode)
+    return None
+
+
 def start(
     name: str,
     span_type: str,
@@ -284,15 +301,10 @@ def start(
     inputs: Any,
     attributes: dict[str, Any],
     export_mode: str = "process",
-    *,
-    defer: bool = True,
-) -> LiveSpan | PendingSpan:
-    """Start an LLM span (a new trace when ``parent`` is ``None``). A root span is deferred
-    to :func:`finish` unless ``defer`` is false (its ids are needed now)."""
+) -> LiveSpan:
+    """Start an LLM span now (a new trace when ``parent`` is ``None``)."""
     if not _to_mlflow:
         return _LocalSpan(name, span_type, inputs, attributes)  # type: ignore[return-value]
-    if parent is None and defer and not _run_active():
-        return PendingSpan(name, span_type, inputs, attributes, export_mode)
     return _start(name, span_type, parent, inputs, attributes, export_mode)
 
 
@@ -338,6 +350,8 @@ def finish(
     ``exception`` (a transport error) or ``error`` (``(type, message)`` of an API error) make
     the status ``ERROR`` with an ``exception`` event carrying the message.
     """
+    if isinstance(span, PendingSpan) and span.local:
+        span = _LocalSpan(span.name, span.span_type, span.inputs, span.attributes)  # type: ignore[assignment]
     if isinstance(span, PendingSpan):
         span = span.context.run(
             _start,

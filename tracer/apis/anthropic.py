@@ -146,6 +146,7 @@ class MessagesStream(StreamBase):
     """Accumulates Anthropic stream events into the final ``Message``."""
 
     __slots__ = ("_blocks", "_citations", "_json", "_message")
+    end_markers = (b"message_stop", b"error")
 
     def __init__(self) -> None:
         super().__init__()

@@ -200,6 +200,7 @@ class TranscriptStream(StreamBase):
     ``transcript.text.done`` event, when it arrives, gives the whole text."""
 
     __slots__ = ("_done", "_pieces", "_usage")
+    end_markers = (b"transcript.text.done", b"error")
 
     def __init__(self) -> None:
         super().__init__()
@@ -282,6 +283,7 @@ class SpeechStream(StreamBase):
     ``speech.audio.done`` event gives the usage."""
 
     __slots__ = ("_size", "_usage")
+    end_markers = (b"speech.audio.done", b"error")
 
     def __init__(self) -> None:
         super().__init__()

@@ -45,6 +45,11 @@ class StreamAccumulator(Protocol):
     completed: bool
     """True once the protocol's terminal event arrived."""
 
+    @property
+    def end_markers(self) -> tuple[bytes, ...]:
+        """Bytes that every event ending the stream early (:attr:`ended`) contains: the
+        recorder parses what it holds as soon as a chunk carries one, else in batches."""
+
     def add(self, event: str, data: str) -> None:
         """Take one SSE event; must tolerate malformed data (recorded in :attr:`problems`)."""
 
@@ -150,6 +155,8 @@ class StreamBase:
     parse problems."""
 
     __slots__ = ("_error", "_problems", "completed")
+    #: Error events of every API spell ``error`` (see :attr:`StreamAccumulator.end_markers`).
+    end_markers: tuple[bytes, ...] = (b"error",)
 
     def __init__(self) -> None:
         self.completed = False

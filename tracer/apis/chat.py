@@ -243,6 +243,7 @@ class OpenAIChunkStream(StreamBase):
     position when a server omits it). Subclasses merge one choice's piece and build a choice."""
 
     __slots__ = ("_choices", "_header", "_usage")
+    end_markers = (b"[DONE]", b"error")
     object_name = ""
     header_keys: tuple[str, ...] = ("id", "created", "model", "system_fingerprint")
 

@@ -163,6 +163,7 @@ class CohereChatStream(StreamBase):
     """Accumulates Cohere v2 chat stream events into one ``ChatResponse``."""
 
     __slots__ = ("_citations", "_end", "_id", "_message")
+    end_markers = (b"message-end", b"error")
 
     def __init__(self) -> None:
         super().__init__()

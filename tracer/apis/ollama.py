@@ -219,6 +219,8 @@ class OllamaStream(StreamBase):
     the latest chunk that has it."""
 
     __slots__ = ("_fields", "_message_key", "_text", "_tool_calls")
+    #: ``"done": true`` may be spelt with any spacing; a ``done`` key is in every line.
+    end_markers = (b"true", b"error")
 
     def __init__(self, message_key: str | None) -> None:
         super().__init__()

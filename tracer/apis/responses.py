@@ -220,6 +220,7 @@ class ResponsesStream(StreamBase):
     """
 
     __slots__ = ("_done", "_final", "_items", "_response")
+    end_markers = (*(kind.encode() for kind in _TERMINAL), b"error")
 
     def __init__(self) -> None:
         super().__init__()

@@ -1,0 +1,298 @@
+"""What the caller's thread does per chunk (issue 14): a stream's chunks are kept, then parsed
+in batches; the first chunk is parsed only after it was handed on, but timed when it arrived;
+a chunk that may end the stream is parsed at once, so an error event still ends the span while
+the response stays open; the request is described when the call ends. The span is the same,
+field for field, however the bytes are cut."""
+
+from __future__ import annotations
+
+import itertools
+import json
+import time
+from typing import Any
+
+import httpx
+import pytest
+from conftest import only_llm_span
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+from openai import OpenAI
+
+from tracer import TracedClient, routes, spans
+from tracer.config import TracerConfig
+from tracer.devserver import DevServer
+from tracer.recorder import BATCH_BYTES, Recorder, RequestInfo
+
+SSE = "text/event-stream"
+
+
+def sse(*events: tuple[str | None, Any]) -> list[bytes]:
+    """One SSE frame per ``(event name, data)``; data that is not a string is JSON."""
+    frames = []
+    for name, data in events:
+        text = data if isinstance(data, str) else json.dumps(data)
+        frames.append(((f"event: {name}\n" if name else "") + f"data: {text}\n\n").encode())
+    return frames
+
+
+def chat_chunk(delta: dict[str, Any], finish: str | None = None) -> dict[str, Any]:
+    return {
+        "id": "c1",
+        "object": "chat.completion.chunk",
+        "created": 1,
+        "model": "m",
+        "choices": [{"index": 0, "delta": delta, "finish_reason": finish}],
+    }
+
+
+CHAT_BODY = {"model": "m", "messages": [{"role": "user", "content": "hi"}], "stream": True}
+
+
+def recorder_for(path: str, body: Any, records: list[spans.SpanRecord]) -> Recorder:
+    route = routes.match("POST", path)
+    assert route is not None, path
+    content = json.dumps(body).encode()
+    info = RequestInfo(
+        "POST", f"http://llm.test{path}", "llm.test", None, httpx.Headers(), content, path
+    )
+    recorder = Recorder.begin(route, info, TracerConfig(strict=True))
+    assert recorder is not None
+    return recorder
+
+
+def record_stream(
+    path: str, body: Any, chunks: list[bytes], content_type: str = SSE, *, end: bool = True
+) -> list[spans.SpanRecord]:
+    """Feed ``chunks`` to a recorder as a transport would; with ``end`` false the response is
+    neither read to its end nor closed."""
+    records: list[spans.SpanRecord] = []
+    with spans.listening(records.append, mlflow=False):
+        recorder = recorder_for(path, body, records)
+        recorder.on_response(200, httpx.Headers({"content-type": content_type}), None)
+        for chunk in chunks:
+            recorder.on_chunk(chunk)
+        if end:
+            recorder.on_eof()
+            recorder.on_close()
+    return records
+
+
+# --- an event that ends the stream ends the span, with the response still open --------------
+
+# Per API: its route, a request, the events before the end, and the event that ends it.
+ENDINGS: dict[str, tuple[str, Any, list[bytes], str]] = {
+    "chat [DONE]": (
+        "/v1/chat/completions",
+        CHAT_BODY,
+        sse((None, chat_chunk({"role": "assistant", "content": "Hi"})), (None, "[DONE]")),
+        SSE,
+    ),
+    "chat error": (
+        "/v1/chat/completions",
+        CHAT_BODY,
+        sse(
+            (None, chat_chunk({"role": "assistant", "content": "Hi"})),
+            (None, {"error": {"message": "overloaded", "type": "server_error"}}),
+        ),
+        SSE,
+    ),
+    "anthropic message_stop": (
+        "/v1/messages",
+        {"model": "claude", "max_tokens": 5, "messages": [], "stream": True},
+        sse(
+            ("message_start", {"type": "message_start", "message": {"id": "m", "content": []}}),
+            ("message_stop", {"type": "message_stop"}),
+        ),
+        SSE,
+    ),
+    "anthropic error": (
+        "/v1/messages",
+        {"model": "claude", "max_tokens": 5, "messages": [], "stream": True},
+        sse(
+            ("message_start", {"type": "message_start", "message": {"id": "m", "content": []}}),
+            ("error", {"type": "error", "error": {"type": "overloaded_error", "message": "x"}}),
+        ),
+        SSE,
+    ),
+    "responses completed": (
+        "/v1/responses",
+        {"model": "m", "input": "hi", "stream": True},
+        sse(
+            ("response.created", {"type": "response.created", "response": {"id": "r"}}),
+            (
+                "response.completed",
+                {"type": "response.completed", "response": {"id": "r", "output": []}},
+            ),
+        ),
+        SSE,
+    ),
+    "cohere message-end": (
+        "/v2/chat",
+        {"model": "command", "messages": [], "stream": True},
+        sse(
+            ("message-start", {"type": "message-start", "id": "x", "delta": {}}),
+            ("message-end", {"type": "message-end", "delta": {"finish_reason": "COMPLETE"}}),
+        ),
+        SSE,
+    ),
+    "ollama done": (
+        "/api/chat",
+        {"model": "llama", "messages": []},
+        [
+            b'{"model":"llama","message":{"role":"assistant","content":"Hi"},"done":false}\n',
+            b'{"model":"llama","message":{"role":"assistant","content":""},"done": true}\n',
+        ],
+        "application/x-ndjson",
+    ),
+    "gemini error": (
+        "/v1beta/models/gemini-2.5-flash:streamGenerateContent",
+        {"contents": []},
+        sse(
+            (None, {"candidates": [{"content": {"parts": [{"text": "Hi"}]}, "index": 0}]}),
+            (None, {"error": {"code": 503, "message": "overloaded", "status": "UNAVAILABLE"}}),
+        ),
+        SSE,
+    ),
+    "transcription done": (
+        "/v1/audio/transcriptions",
+        {"model": "gpt-4o-transcribe", "stream": True},
+        sse(
+            (None, {"type": "transcript.text.delta", "delta": "Hi"}),
+            (None, {"type": "transcript.text.done", "text": "Hi"}),
+        ),
+        SSE,
+    ),
+    "speech done": (
+        "/v1/audio/speech",
+        {"model": "gpt-4o-mini-tts", "input": "hi", "voice": "alloy", "stream_format": "sse"},
+        sse(
+            (None, {"type": "speech.audio.delta", "audio": "AAAA"}),
+            (None, {"type": "speech.audio.done", "usage": {"total_tokens": 3}}),
+        ),
+        SSE,
+    ),
+}
+
+
+@pytest.mark.parametrize("case", list(ENDINGS))
+def test_the_event_that_ends_a_stream_ends_its_span_at_once(case: str) -> None:
+    path, body, chunks, content_type = ENDINGS[case]
+    # Enough chunks before the end that the first event has been parsed: from then on the
+    # recorder batches, and only the ending event's bytes can make it parse at once.
+    records = record_stream(path, body, chunks, content_type, end=False)
+    assert len(records) == 1, case
+    assert records[0].attributes["stream.chunk_count"] >= 1
+
+
+def test_without_an_ending_event_chunks_wait_for_a_batch_or_the_end() -> None:
+    frames = sse(*((None, chat_chunk({"content": "x" * 40})) for _ in range(50)))
+    assert sum(map(len, frames)) < BATCH_BYTES
+    records = record_stream("/v1/chat/completions", CHAT_BODY, frames, end=False)
+    assert records == []  # the response is open and no event ended it: nothing to record yet
+    records = record_stream("/v1/chat/completions", CHAT_BODY, frames)
+    assert records[0].outputs["choices"][0]["message"]["content"] == "x" * 40 * 50
+
+
+def test_a_batch_is_parsed_once_it_reaches_its_size() -> None:
+    records: list[spans.SpanRecord] = []
+    frame = sse((None, chat_chunk({"content": "y" * 1000})))[0]
+    with spans.listening(records.append, mlflow=False):
+        recorder = recorder_for("/v1/chat/completions", CHAT_BODY, records)
+        recorder.on_response(200, httpx.Headers({"content-type": SSE}), None)
+        held = []
+        for _ in range(3 * BATCH_BYTES // len(frame)):
+            recorder.on_chunk(frame)
+            held.append(len(recorder._pending))
+        recorder.on_close()
+    assert max(held) <= BATCH_BYTES // len(frame) + 1  # memory stays bounded
+    assert records[0].attributes["stream.chunk_count"] == 3 * BATCH_BYTES // len(frame)
+
+
+def test_the_first_chunk_is_timed_when_it_arrives_not_when_it_is_parsed() -> None:
+    records: list[spans.SpanRecord] = []
+    first, second = sse(
+        (None, chat_chunk({"role": "assistant", "content": "Hi"})), (None, "[DONE]")
+    )
+    with spans.listening(records.append, mlflow=False):
+        recorder = recorder_for("/v1/chat/completions", CHAT_BODY, records)
+        recorder.on_response(200, httpx.Headers({"content-type": SSE}), None)
+        started = time.perf_counter()
+        recorder.on_chunk(first)
+        assert recorder._chunk_count == 0  # kept, not parsed: the caller gets it first
+        time.sleep(0.2)
+        recorder.on_chunk(second)
+        waited_ms = (time.perf_counter() - started) * 1000
+    ttfc = records[0].attributes["stream.time_to_first_chunk_ms"]
+    assert waited_ms >= 200
+    assert ttfc < 150, ttfc  # the first chunk's arrival, not the parse after the sleep
+
+
+# --- the same span however the bytes are cut ----------------------------------------------
+
+TOOL_STREAM = b"".join(
+    sse(
+        (None, chat_chunk({"role": "assistant", "content": ""})),
+        *(
+            (None, chat_chunk({"content": piece}))
+            for piece in ["Le ", "soleil ☀ ", "brille", " sur Paris."]
+        ),
+        (
+            None,
+            chat_chunk({"tool_calls": [{"index": 0, "id": "t1", "function": {"name": "f"}}]}),
+        ),
+        (None, chat_chunk({"tool_calls": [{"index": 0, "function": {"arguments": '{"a":'}}]})),
+        (None, chat_chunk({"tool_calls": [{"index": 0, "function": {"arguments": " 1}"}}]})),
+        (None, chat_chunk({}, "tool_calls")),
+        (None, "[DONE]"),
+    )
+)
+
+
+def cut(data: bytes, points: list[int]) -> list[bytes]:
+    edges = sorted({0, len(data), *(p % (len(data) + 1) for p in points)})
+    return [data[a:b] for a, b in itertools.pairwise(edges) if b > a]
+
+
+def comparable(record: spans.SpanRecord) -> tuple[Any, dict[str, Any]]:
+    attributes = dict(record.attributes)
+    attributes.pop("stream.time_to_first_chunk_ms")
+    return record.outputs, attributes
+
+
+@settings(max_examples=150, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(st.lists(st.integers(min_value=0, max_value=10_000), max_size=40))
+def test_the_span_is_the_same_however_the_stream_is_cut(points: list[int]) -> None:
+    whole = record_stream("/v1/chat/completions", CHAT_BODY, [TOOL_STREAM])
+    pieces = record_stream("/v1/chat/completions", CHAT_BODY, cut(TOOL_STREAM, points))
+    assert comparable(pieces[0]) == comparable(whole[0])
+    assert whole[0].attributes["stream.chunk_count"] == 9
+
+
+# --- through the openai SDK ---------------------------------------------------------------
+
+
+def test_a_long_stream_through_the_sdk_is_recorded_whole(experiment: str) -> None:
+    """More than a batch of chunks, read with the real SDK: every piece is in the span, and
+    the request (described only when the call ended) is recorded as sent."""
+    reply = "".join(f"word{i} " for i in range(6000)).strip()
+    with DevServer() as server:
+        client = OpenAI(base_url=server.base_url, api_key="k", http_client=TracedClient())
+        stream = client.chat.completions.create(
+            model="gpt-4o-mini",
+            messages=[
+                {"role": "system", "content": "Be brief."},
+                {"role": "user", "content": "Go"},
+            ],
+            temperature=0.5,
+            max_tokens=50_000,
+            stream=True,
+            extra_headers={"x-devserver-reply": reply},
+        )
+        text = "".join(chunk.choices[0].delta.content or "" for chunk in stream if chunk.choices)
+    assert text == reply
+    span = only_llm_span(experiment)
+    assert span.outputs["choices"][0]["message"]["content"] == reply
+    assert span.inputs["messages"][0] == {"role": "system", "content": "Be brief."}
+    assert span.attributes["gen_ai.request.temperature"] == 0.5
+    assert span.attributes["stream.chunk_count"] > BATCH_BYTES // 200  # several batches
+    assert span.name == "chat gpt-4o-mini"
