@@ -4,7 +4,7 @@ VENV   ?= .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed-dev
 
-.PHONY: install test lint typecheck demo compat bench bench-quick screenshots docs clean
+.PHONY: install test lint typecheck demo compat bench bench-quick profile screenshots docs clean
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -39,6 +39,10 @@ bench: $(STAMP)
 # The same with tiny sizes, to keep the benchmark working (CI); asserts nothing about time.
 bench-quick: $(STAMP)
 	$(BIN)/python bench/run.py --quick
+
+# Where the tracer's time goes on the caller's thread, per workload (docs/performance.md).
+profile: $(STAMP)
+	$(BIN)/python bench/profile.py
 
 # MLflow UI pictures for the README (docs/images/): a real mlflow server, the demo's traces,
 # headless Chromium (apt-get installs it if missing, as root); not in `test`.

@@ -183,6 +183,43 @@ METRICS: dict[str, Metric] = {
         _each("stream", "cpu_s_per_call", 1e3),
     ),
     "ttfc": Metric("stream: time to first chunk", "ms", _pooled("first_chunk", "ttfc_s", 1e3)),
+    "realistic_chat_wall": Metric(
+        "realistic: non-streaming chat wall time per call",
+        "ms",
+        _pooled("realistic", "chat_wall_s", 1e3),
+    ),
+    "realistic_stream_wall": Metric(
+        "realistic: {stream_chunks}-chunk stream wall time",
+        "ms",
+        _pooled("realistic", "stream_wall_s", 1e3),
+    ),
+    "realistic_short_wall": Metric(
+        "realistic: {ttfc_chunks}-chunk stream wall time",
+        "ms",
+        _pooled("realistic", "short_wall_s", 1e3),
+    ),
+    "realistic_ttfc": Metric(
+        "realistic: time to first chunk ({ttfc_chunks}-chunk streams)",
+        "ms",
+        _pooled("realistic", "short_ttfc_s", 1e3),
+    ),
+    "realistic_cpu": Metric(
+        "realistic: CPU per call (process + helper processes)",
+        "ms",
+        _each("realistic", "cpu_s_per_call", 1e3),
+    ),
+    "realistic_cpu_own": Metric(
+        "realistic: CPU per call (caller's process only)",
+        "ms",
+        _each("realistic", "cpu_in_process_s_per_call", 1e3),
+    ),
+    "realistic_drain": Metric(
+        "realistic: export drain after the batch",
+        "ms",
+        _each("realistic", "drain_s", 1e3),
+        ratios=False,
+        shown=False,
+    ),
     "throughput": Metric(
         "{concurrency} concurrent async streams: throughput",
         "streams/s",
@@ -236,6 +273,9 @@ def summarize(rounds: dict[str, list[dict[str, Any]]]) -> dict[str, dict[str, An
             metrics[key] = None if stat is None else stat.__dict__
         last = results[-1] if results else {}
         metrics["stream_chunks"] = (last.get("stream") or {}).get("chunks")
+        realistic = last.get("realistic") or {}
+        metrics["realistic_stream_chunks"] = realistic.get("stream_chunks")
+        metrics["realistic_short_chunks"] = realistic.get("short_chunks")
         memory: dict[str, Any] = next((r["memory"] for r in results if r.get("memory")), {})
         metrics["output_bytes"] = memory.get("output_bytes")
         metrics["big_chunks"] = memory.get("chunks")
@@ -245,9 +285,14 @@ def summarize(rounds: dict[str, list[dict[str, Any]]]) -> dict[str, dict[str, An
         metrics["chat_added_ms"] = _minus(metrics, bare, "chat_wall")
         metrics["chat_cpu_added_ms"] = _minus(metrics, bare, "chat_cpu")
         metrics["chat_cpu_own_added_ms"] = _minus(metrics, bare, "chat_cpu_own")
-        added = _minus(metrics, bare, "stream_wall")
-        chunks = metrics["stream_chunks"]
-        metrics["chunk_added_us"] = None if added is None or not chunks else added * 1e3 / chunks
+        metrics["chunk_added_us"] = _per_chunk_us(metrics, bare, "stream_wall", "stream_chunks")
+        metrics["realistic_chat_added_ms"] = _minus(metrics, bare, "realistic_chat_wall")
+        metrics["realistic_chunk_added_us"] = _per_chunk_us(
+            metrics, bare, "realistic_stream_wall", "realistic_stream_chunks"
+        )
+        metrics["realistic_short_chunk_added_us"] = _per_chunk_us(
+            metrics, bare, "realistic_short_wall", "realistic_short_chunks"
+        )
         metrics["tracer_memory_kib"] = _minus(metrics, bare, "memory_raw")
         metrics["sdk_memory_added_kib"] = _minus(metrics, bare, "memory_sdk")
     return summary
@@ -261,6 +306,14 @@ def _median(metrics: dict[str, Any], key: str) -> float | None:
 def _minus(metrics: dict[str, Any], bare: dict[str, Any], key: str) -> float | None:
     mine, base = _median(metrics, key), _median(bare, key)
     return None if mine is None or base is None else mine - base
+
+
+def _per_chunk_us(
+    metrics: dict[str, Any], bare: dict[str, Any], key: str, chunks_key: str
+) -> float | None:
+    """The added wall time (ms) of stream metric ``key``, in µs per chunk of the stream."""
+    added, chunks = _minus(metrics, bare, key), metrics.get(chunks_key)
+    return None if added is None or not chunks else added * 1e3 / chunks
 
 
 # --- targets ---------------------------------------------------------------------------------
@@ -325,6 +378,25 @@ TARGETS = (
     Target("time to first chunk, / bare", 1.10, True, _vs_bare("ttfc")),
     Target("concurrent async streams throughput, / bare", 0.85, False, _vs_bare("throughput")),
     Target("tracer peak memory, / (3 x output + 1 MiB)", 1.0, True, _memory),
+    Target(
+        "realistic: added wall time per non-streaming call, / autolog's",
+        0.25,
+        True,
+        _vs_autolog("realistic_chat_added_ms"),
+    ),
+    Target(
+        "realistic: added time per chunk, long streams, / autolog's",
+        0.25,
+        True,
+        _vs_autolog("realistic_chunk_added_us"),
+    ),
+    Target(
+        "realistic: added time per chunk, short streams, / autolog's",
+        0.25,
+        True,
+        _vs_autolog("realistic_short_chunk_added_us"),
+    ),
+    Target("realistic: time to first chunk, / bare", 1.10, True, _vs_bare("realistic_ttfc")),
 )
 
 
@@ -410,11 +482,22 @@ def render(summary: dict[str, dict[str, Any]], config: dict[str, Any]) -> list[s
         ("added CPU time per non-streaming call", "chat_cpu_added_ms", "ms"),
         ("added CPU time per non-streaming call, caller's process", "chat_cpu_own_added_ms", "ms"),
         ("added time per streamed chunk", "chunk_added_us", "µs"),
+        ("realistic: added wall time per non-streaming call", "realistic_chat_added_ms", "ms"),
+        (
+            "realistic: added time per chunk, {stream_chunks}-chunk streams",
+            "realistic_chunk_added_us",
+            "µs",
+        ),
+        (
+            "realistic: added time per chunk, {ttfc_chunks}-chunk streams",
+            "realistic_short_chunk_added_us",
+            "µs",
+        ),
         ("peak memory reading the long stream with the SDK", "sdk_memory_added_kib", "KiB"),
         ("tracer's peak memory (raw read)", "tracer_memory_kib", "KiB"),
     )
     for label, key, unit in derived:
-        title = f"{label} (median - bare)"
+        title = f"{label.format(**config)} (median - bare)"
         for mode in modes:
             if mode == "bare" or summary[mode].get(key) is None:
                 continue

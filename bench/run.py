@@ -3,12 +3,14 @@
 Usage (from the project root)::
 
     .venv/bin/python bench/run.py            # the full benchmark (make bench), a few minutes
-    .venv/bin/python bench/run.py --quick    # tiny sizes, a few seconds (make bench-quick, CI)
+    .venv/bin/python bench/run.py --quick    # tiny sizes, about a minute (make bench-quick, CI)
     .venv/bin/python bench/run.py --rounds 3 --calls 20 --modes bare,traced,autolog
 
-One local OpenAI-compatible server (:class:`tracer.devserver.DevServer`) runs in this process;
-each mode runs in a process of its own (this script with ``--mode``), with its own SQLite MLflow
-store in a temporary directory. The modes take turns: in each round every mode runs every
+One local OpenAI-compatible server (:class:`tracer.devserver.DevServer`) runs in this process,
+for the basic workloads; a second one (``python -m tracer.devserver``) runs in a process of its
+own, for the realistic workload (a multi-turn conversation with parameters). Each mode runs in
+a process of its own (this script with ``--mode``), with its own SQLite MLflow store in a
+temporary directory. The modes take turns: in each round every mode runs every
 workload once, the order of the modes rotating from round to round, so that noise on the
 machine hits all modes alike. At the end the table of medians and p90s, with ratios to bare and
 to autolog and the targets of issue 6 marked met or not, is printed and written, with every
@@ -31,6 +33,7 @@ import sys
 import tempfile
 import threading
 import time
+from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -44,6 +47,8 @@ from bench.workloads import EXTRA_MODES, MODES, Sizes, mode_env, serve, sizes_di
 
 #: Seconds a mode process may take to answer one command before the run is abandoned.
 REPLY_TIMEOUT_S = 1800.0
+#: Seconds the realistic workload's server may take to start (it imports the tracer).
+SERVER_START_TIMEOUT_S = 120.0
 
 
 @dataclass(frozen=True)
@@ -62,7 +67,16 @@ QUICK = Profile(
     rounds=1,
     concurrent_rounds=1,
     memory_rounds=1,
-    sizes=Sizes(calls=5, stream_calls=3, ttfc_calls=5, concurrency=50, big_chunks=1000, warmup=1),
+    sizes=Sizes(
+        calls=5,
+        stream_calls=3,
+        ttfc_calls=5,
+        concurrency=50,
+        big_chunks=1000,
+        warmup=1,
+        realistic_calls=5,
+        realistic_streams=3,
+    ),
 )
 
 
@@ -73,12 +87,21 @@ class BenchError(RuntimeError):
 class ModeProcess:
     """One mode's process, and the line protocol to it."""
 
-    def __init__(self, mode: str, base_url: str, store_dir: Path, sizes: Sizes) -> None:
+    def __init__(
+        self,
+        mode: str,
+        base_url: str,
+        store_dir: Path,
+        sizes: Sizes,
+        realistic_url: str | None = None,
+    ) -> None:
         self.mode = mode
         env = mode_env(mode, str(store_dir))
-        env["PYTHONPATH"] = os.pathsep.join(filter(None, [str(ROOT), env.get("PYTHONPATH")]))
+        env["PYTHONPATH"] = _python_path(env)
         command = [sys.executable, str(Path(__file__).resolve()), "--mode", mode]
         command += ["--url", base_url, "--sizes", json.dumps(sizes_dict(sizes))]
+        if realistic_url:
+            command += ["--realistic-url", realistic_url]
         self.process = subprocess.Popen(
             command,
             cwd=store_dir,  # MLflow's default artifact location (./mlruns) lands there too
@@ -137,6 +160,50 @@ class ModeProcess:
             self.process.wait()
 
 
+def _python_path(env: dict[str, str]) -> str:
+    """``PYTHONPATH`` of ``env`` with the project root first (``bench`` and ``tracer``)."""
+    return os.pathsep.join(filter(None, [str(ROOT), env.get("PYTHONPATH")]))
+
+
+@contextlib.contextmanager
+def separate_devserver() -> Iterator[str]:
+    """A ``python -m tracer.devserver`` process for the realistic workload; yields its base
+    URL (the first line it prints) and stops it on leaving, also on failure."""
+    env = dict(os.environ)
+    env["PYTHONPATH"] = _python_path(env)
+    process = subprocess.Popen(
+        [sys.executable, "-m", "tracer.devserver", "--port", "0"],
+        cwd=ROOT,
+        env=env,
+        stdin=subprocess.DEVNULL,
+        stdout=subprocess.PIPE,
+        text=True,
+    )
+    try:
+        first: queue.Queue[str] = queue.Queue()
+        assert process.stdout is not None
+        stdout = process.stdout
+        threading.Thread(
+            target=lambda: first.put(stdout.readline()), daemon=True, name="bench-devserver"
+        ).start()
+        try:
+            base_url = first.get(timeout=SERVER_START_TIMEOUT_S).strip()
+        except queue.Empty:
+            raise BenchError(f"devserver: no URL in {SERVER_START_TIMEOUT_S:.0f} s") from None
+        if not base_url.startswith("http"):
+            raise BenchError(f"devserver: did not start ({process.poll()}): {base_url!r}")
+        yield base_url
+    finally:
+        process.terminate()
+        try:
+            process.wait(timeout=10)
+        except subprocess.TimeoutExpired:
+            process.kill()
+            process.wait()
+        if process.stdout is not None:
+            process.stdout.close()
+
+
 def _template_store(store_root: Path) -> Path:
     """An empty MLflow SQLite store, created once and copied for every mode (the schema
     migrations take a second of CPU, which the mode processes then need not pay four times)."""
@@ -160,6 +227,9 @@ def _round_line(mode: str, result: dict[str, Any], seconds: float) -> str:
         f"chat {walls[len(walls) // 2] * 1e3:.2f} ms",
         f"cpu {chat['cpu_s_per_call'] * 1e3:.1f} ms/call",
     ]
+    if result.get("realistic") and result["realistic"]["chat_wall_s"]:
+        walls = sorted(result["realistic"]["chat_wall_s"])
+        parts.append(f"realistic chat {walls[len(walls) // 2] * 1e3:.2f} ms")
     if result.get("concurrent"):
         parts.append(f"{result['concurrent']['throughput']:.0f} streams/s")
     return f"  {mode:<16} {', '.join(parts)}  ({seconds:.1f} s)"
@@ -208,13 +278,18 @@ def run(args: argparse.Namespace) -> int:
     startup: dict[str, float] = {}
     processes: dict[str, ModeProcess] = {}
     try:
-        with DevServer() as server:
+        with contextlib.ExitStack() as servers:
+            server = servers.enter_context(DevServer())
+            realistic_url: str | None = None
+            if sizes.realistic:
+                realistic_url = servers.enter_context(separate_devserver())
+                _progress(f"realistic workload's server (own process) at {realistic_url}")
             template = _template_store(store_root)
             for mode in modes:
                 store = store_root / mode
                 store.mkdir()
                 shutil.copyfile(template, store / "bench.db")
-                processes[mode] = ModeProcess(mode, server.base_url, store, sizes)
+                processes[mode] = ModeProcess(mode, server.base_url, store, sizes, realistic_url)
             for mode, process in processes.items():
                 startup[mode] = process.reply()["startup_s"]
             _progress(f"mode processes ready in {time.perf_counter() - started:.1f} s")
@@ -267,7 +342,10 @@ def run(args: argparse.Namespace) -> int:
         f"{rounds} round(s); {sizes.calls} calls, {sizes.stream_calls} streams of "
         f"{sizes.stream_chunks} chunks, {sizes.ttfc_calls} first-chunk streams, "
         f"{sizes.concurrency} concurrent streams ({concurrent_rounds} round(s)), a "
-        f"{sizes.big_chunks}-chunk stream ({memory_rounds} round(s)); {elapsed:.0f} s in all"
+        f"{sizes.big_chunks}-chunk stream ({memory_rounds} round(s)); realistic (server in its "
+        f"own process): {sizes.realistic_calls} calls, {sizes.realistic_streams} streams of "
+        f"{sizes.stream_chunks} and {sizes.realistic_streams} of {sizes.ttfc_chunks} chunks; "
+        f"{elapsed:.0f} s in all"
     )
     print()
     print("\n".join(lines))
@@ -301,7 +379,7 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument(
         "--quick",
         action="store_true",
-        help="tiny sizes (CI): about 40 s, most of it starting MLflow",
+        help="tiny sizes (CI): about a minute, most of it starting MLflow",
     )
     parser.add_argument("--rounds", type=int, help="rounds (default 5; quick 1)")
     parser.add_argument(
@@ -324,6 +402,16 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--big-chunks", type=int, help="chunks of the memory stream (10000)")
     parser.add_argument("--warmup", type=int, help="warm-up calls of each kind (3)")
     parser.add_argument(
+        "--realistic-calls",
+        type=int,
+        help="realistic non-streaming calls per round (100; 0 with --realistic-streams 0: skip)",
+    )
+    parser.add_argument(
+        "--realistic-streams",
+        type=int,
+        help="realistic streams per round, of each length (--stream-chunks, --ttfc-chunks) (30)",
+    )
+    parser.add_argument(
         "--modes",
         default=",".join(MODES),
         help=f"comma-separated modes (default all of {MODES}; also {EXTRA_MODES})",
@@ -335,6 +423,7 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--mode", help=argparse.SUPPRESS)  # internal: be a mode's process
     parser.add_argument("--url", help=argparse.SUPPRESS)
     parser.add_argument("--sizes", help=argparse.SUPPRESS)
+    parser.add_argument("--realistic-url", help=argparse.SUPPRESS)
     return parser.parse_args(argv)
 
 
@@ -342,7 +431,7 @@ def main(argv: list[str] | None = None) -> int:
     """Run the benchmark, or (with ``--mode``) one mode's process."""
     args = parse_args(argv)
     if args.mode:
-        return serve(args.mode, args.url, Sizes(**json.loads(args.sizes)))
+        return serve(args.mode, args.url, Sizes(**json.loads(args.sizes)), args.realistic_url)
     return run(args)
 
 

@@ -25,7 +25,7 @@ import time
 import traceback
 import tracemalloc
 from collections.abc import Callable
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, field
 from typing import Any, TextIO
 
 import httpx
@@ -38,10 +38,63 @@ TRACED_MODES = ("traced", "traced-noexport", "traced-mlflow")
 EXPERIMENT = "bench"
 MODEL = "gpt-4o-mini"
 MESSAGES = [{"role": "user", "content": "What is the capital of France?"}]
+#: The realistic workload's conversation: a system prompt, then a user's second turn.
+REALISTIC_MESSAGES = [
+    {
+        "role": "system",
+        "content": (
+            "You are a helpful travel assistant for a European rail company. Answer in a friendly "
+            "tone, keep answers short, and mention connections and prices only when asked."
+        ),
+    },
+    {
+        "role": "user",
+        "content": (
+            "I am planning a week in France next spring with my partner. We land in Paris on a "
+            "Monday morning and want to spend three days there before heading south. We both "
+            "like museums, long walks and good food, but not crowded tourist traps. What should "
+            "we not miss in Paris?"
+        ),
+    },
+    {
+        "role": "assistant",
+        "content": (
+            "Paris in spring is lovely. For museums, the Musée d'Orsay is less overwhelming than "
+            "the Louvre, and the Musée Rodin has a quiet garden. For walks, follow the Canal "
+            "Saint-Martin, or cross the Île de la Cité and Île Saint-Louis early in the day. "
+            "For food, eat where the locals queue around the Marché d'Aligre, and book one "
+            "bistro dinner in the 11th arrondissement a few days ahead."
+        ),
+    },
+    {
+        "role": "user",
+        "content": (
+            "That sounds perfect, thank you. After Paris we would like to go to Lyon for two "
+            "days and then to Marseille. Is the train the best way to do that, and how early "
+            "should we book the tickets to get reasonable prices?"
+        ),
+    },
+]
+#: The sampling parameters of every realistic call.
+REALISTIC_PARAMS: dict[str, Any] = {"temperature": 0.7, "max_tokens": 400}
 #: Chunks of a chat stream from the local server that carry no reply text: the first (the
 #: assistant role) and the last (the finish reason).
 STREAM_OVERHEAD_CHUNKS = 2
 _FILLER = "Paris is the capital of France, and the Seine runs through it. "
+
+
+@dataclass(frozen=True)
+class Prompt:
+    """What a chat call sends besides the model: its messages and its parameters."""
+
+    messages: list[dict[str, str]]
+    params: dict[str, Any] = field(default_factory=dict)
+
+
+#: The existing workloads' one-line question, without parameters.
+BASIC = Prompt(MESSAGES)
+#: The realistic workload's conversation and parameters.
+REALISTIC = Prompt(REALISTIC_MESSAGES, REALISTIC_PARAMS)
 
 
 @dataclass(frozen=True)
@@ -57,6 +110,16 @@ class Sizes:
     concurrent_chunks: int = 10
     big_chunks: int = 10_000  #: the stream read under ``tracemalloc`` (0: skip it this round)
     warmup: int = 3
+    #: Realistic workload (its server in a process of its own): non-streaming calls, then
+    #: streams of ``stream_chunks`` chunks, then as many of ``ttfc_chunks`` chunks (0 and 0:
+    #: skip it, and its server).
+    realistic_calls: int = 100
+    realistic_streams: int = 30
+
+    @property
+    def realistic(self) -> bool:
+        """Whether the realistic workload runs."""
+        return self.realistic_calls > 0 or self.realistic_streams > 0
 
 
 def mode_env(mode: str, store_dir: str) -> dict[str, str]:
@@ -144,7 +207,7 @@ def cpu_seconds() -> tuple[float, float]:
 class Worker:
     """One mode's clients and workloads."""
 
-    def __init__(self, mode: str, base_url: str) -> None:
+    def __init__(self, mode: str, base_url: str, realistic_url: str | None = None) -> None:
         import logging
 
         import mlflow
@@ -159,6 +222,10 @@ class Worker:
         if mode == "autolog":
             mlflow.openai.autolog()
         self.client = self._client()
+        #: The same client (and HTTP client) pointed at the realistic workload's server.
+        self.realistic_client: Any = None
+        if realistic_url:
+            self.realistic_client = self.client.with_options(base_url=realistic_url)
 
     def _http_options(self) -> dict[str, Any]:
         # The OpenAI SDK's own client settings, which TracedClient also defaults to, so that
@@ -205,20 +272,30 @@ class Worker:
 
     # --- single calls ----------------------------------------------------------------------
 
-    def chat(self) -> float:
-        """One non-streaming chat call; its wall time."""
+    def chat(self, client: Any = None, prompt: Prompt = BASIC) -> float:
+        """One non-streaming chat call (by default the basic one on :attr:`client`); its wall
+        time."""
+        client = client or self.client
         started = time.perf_counter()
-        self.client.chat.completions.create(model=MODEL, messages=MESSAGES)
+        client.chat.completions.create(model=MODEL, messages=prompt.messages, **prompt.params)
         self.llm_calls += 1
         return time.perf_counter() - started
 
-    def stream(self, headers: dict[str, str]) -> tuple[float, float, int, int]:
-        """Read one stream to its end: (time to first chunk, wall time, chunks, text bytes)."""
+    def stream(
+        self, headers: dict[str, str], client: Any = None, prompt: Prompt = BASIC
+    ) -> tuple[float, float, int, int]:
+        """Read one stream to its end (by default the basic one on :attr:`client`): (time to
+        first chunk, wall time, chunks, text bytes)."""
+        client = client or self.client
         started = time.perf_counter()
         first = 0.0
         chunks = size = 0
-        with self.client.chat.completions.create(
-            model=MODEL, messages=MESSAGES, stream=True, extra_headers=headers
+        with client.chat.completions.create(
+            model=MODEL,
+            messages=prompt.messages,
+            stream=True,
+            extra_headers=headers,
+            **prompt.params,
         ) as stream:
             for chunk in stream:
                 if chunks == 0:
@@ -237,6 +314,9 @@ class Worker:
         for _ in range(max(1, sizes.warmup)):
             self.chat()
             self.stream(headers)
+            if self.realistic_client is not None:
+                self.chat(self.realistic_client, REALISTIC)
+                self.stream(headers, self.realistic_client, REALISTIC)
         self.flush()
 
     # --- workloads -------------------------------------------------------------------------
@@ -277,6 +357,40 @@ class Worker:
         gc.collect()
         results = [self.stream(headers) for _ in range(calls)]
         return {"ttfc_s": [first for first, _, _, _ in results], "drain_s": self.flush()}
+
+    def realistic(self, sizes: Sizes) -> dict[str, Any]:
+        """Workload 7: the conversation of :data:`REALISTIC` against the server in a process of
+        its own: ``realistic_calls`` non-streaming calls, ``realistic_streams`` streams of
+        ``stream_chunks`` chunks, then as many of ``ttfc_chunks`` chunks, back to back with no
+        flush between them (earlier calls are exported during later ones, as for a user); one
+        flush at the end, then the CPU time per call of the whole batch."""
+        client = self.realistic_client
+        if client is None:
+            raise RuntimeError("the realistic workload's server was not given (--realistic-url)")
+        long_headers = {"x-devserver-reply": reply_text(sizes.stream_chunks)}
+        short_headers = {"x-devserver-reply": reply_text(sizes.ttfc_chunks)}
+        calls, streams = sizes.realistic_calls, sizes.realistic_streams
+        gc.collect()
+        own0, all0 = cpu_seconds()
+        walls = [self.chat(client, REALISTIC) for _ in range(calls)]
+        long = [self.stream(long_headers, client, REALISTIC) for _ in range(streams)]
+        short = [self.stream(short_headers, client, REALISTIC) for _ in range(streams)]
+        drain = self.flush()
+        own1, all1 = cpu_seconds()
+        total = calls + 2 * streams
+        return {
+            "calls": calls,
+            "streams": streams,
+            "chat_wall_s": walls,
+            "stream_wall_s": [wall for _, wall, _, _ in long],
+            "stream_chunks": long[-1][2] if long else None,
+            "short_wall_s": [wall for _, wall, _, _ in short],
+            "short_ttfc_s": [first for first, _, _, _ in short],
+            "short_chunks": short[-1][2] if short else None,
+            "cpu_s_per_call": (all1 - all0) / total,
+            "cpu_in_process_s_per_call": (own1 - own0) / total,
+            "drain_s": drain,
+        }
 
     def concurrent(self, streams: int, chunks: int) -> dict[str, Any]:
         """Workload 4: ``streams`` async streams at once on one client (``asyncio.gather``)."""
@@ -394,6 +508,7 @@ class Worker:
             "non_streaming": self.non_streaming(sizes.calls),
             "stream": self.streaming(sizes.stream_calls, sizes.stream_chunks),
             "first_chunk": self.first_chunk(sizes.ttfc_calls, sizes.ttfc_chunks),
+            "realistic": self.realistic(sizes) if sizes.realistic else None,
             "concurrent": None,
             "memory": self.memory(sizes.big_chunks) if sizes.big_chunks > 0 else None,
         }
@@ -429,8 +544,12 @@ def _protocol_stream() -> TextIO:
     return replies
 
 
-def serve(mode: str, base_url: str, sizes: Sizes) -> int:
-    """Run ``mode``'s process: warm up, then answer ``round`` / ``stats`` / ``exit`` commands."""
+def serve(mode: str, base_url: str, sizes: Sizes, realistic_url: str | None = None) -> int:
+    """Run ``mode``'s process: warm up, then answer ``round`` / ``stats`` / ``exit`` commands.
+
+    ``base_url`` is the server of the basic workloads, ``realistic_url`` (if any) the one of the
+    realistic workload.
+    """
     replies = _protocol_stream()
 
     def reply(payload: dict[str, Any]) -> None:
@@ -438,7 +557,7 @@ def serve(mode: str, base_url: str, sizes: Sizes) -> int:
 
     try:
         started = time.perf_counter()
-        worker = Worker(mode, base_url)
+        worker = Worker(mode, base_url, realistic_url)
         worker.warm_up(sizes)
         reply({"ready": True, "pid": os.getpid(), "startup_s": time.perf_counter() - started})
     except Exception:
