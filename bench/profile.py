@@ -70,8 +70,11 @@ class Phases:
         self._stack: list[list[float]] = []  # [start, time spent in nested phases]
 
     def wrap(self, owner: Any, attribute: str, phase: str) -> None:
-        """Count the time spent in ``owner.attribute`` as ``phase``."""
-        original = getattr(owner, attribute)
+        """Count the time spent in ``owner.attribute`` as ``phase`` (if the tracer has it:
+        the script also profiles earlier versions)."""
+        original = getattr(owner, attribute, None)
+        if original is None:
+            return
 
         @functools.wraps(original)
         def timed(*args: Any, **kwargs: Any) -> Any:

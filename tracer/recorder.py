@@ -36,7 +36,7 @@ _QUOTED = re.compile(r": (['\"]).*\Z", re.DOTALL)
 _SNIFF_BYTES = 65536
 #: A stream's chunks are parsed once this many bytes of them wait (or at its end, or when one
 #: may end it): in a batch, parsing costs less than chunk by chunk, and memory stays bounded.
-BATCH_BYTES = 65536
+BATCH_BYTES = 16384
 _UNREAD = object()
 #: Deeper JSON cannot be recorded (MLflow's serialisation recurses); no LLM payload nests so.
 MAX_DEPTH = 128
