@@ -4,9 +4,11 @@ flight, its priority, forks and exit. :mod:`tracer.export` decides which writes 
 from __future__ import annotations
 
 import atexit
+import base64
 import contextlib
 import json
 import os
+import pickle
 import subprocess
 import sys
 import threading
@@ -65,7 +67,13 @@ class Write:
                 "experiment_id": self.experiment_id,
                 "spans": [span.to_dict() for span in self.spans],
             }
-        return {**base, "trace": self.trace.to_dict()}
+        try:
+            # The trace's info as it is (the export process runs this interpreter and this
+            # MLflow): a fifth of the cost of its JSON form, which goes through protobuf.
+            info = base64.b64encode(pickle.dumps(self.trace.info)).decode("ascii")
+        except Exception:
+            return {**base, "trace": self.trace.to_dict()}
+        return {**base, "info": info, "spans": [span.to_dict() for span in self.trace.data.spans]}
 
     def fall_back(self) -> None:
         """Give the task back to MLflow's own queue."""

@@ -8,9 +8,10 @@ Protocol, one JSON document per line. From the application on standard input:
 - ``{"op": "env", "env": {...}}``: the application's environment from now on (credentials
   rotated, variables set in code after this process started);
 - ``{"op": "spans", "id": N, "uri": ..., "workspace": ..., "experiment_id": ..., "spans": [...]}``
-  and ``{"op": "trace", "id": N, "uri": ..., "workspace": ..., "trace": {...}}``: the two
-  writes of MLflow's exporter (``_log_spans`` and ``_log_trace``), each naming the tracking URI
-  and workspace it is for, as MLflow would have written it at that moment;
+  and ``{"op": "trace", "id": N, "uri": ..., "workspace": ..., "info": ..., "spans": [...]}``
+  (the trace's info pickled, base64; or ``"trace": {...}``, ``Trace.to_dict``, for an info that
+  cannot be pickled): the two writes of MLflow's exporter (``_log_spans`` and ``_log_trace``),
+  each naming the tracking URI and workspace it is for, as MLflow would have written it then;
 - ``{"op": "flush", "token": T, "final": bool}``: answer once everything before it is done.
 
 Back on standard output: ``{"ready": true}`` once started, ``{"ok": [N, ...]}``,
@@ -24,10 +25,12 @@ be written as failed.
 
 from __future__ import annotations
 
+import base64
 import contextlib
 import json
 import logging
 import os
+import pickle
 import queue
 import sys
 import threading
@@ -98,12 +101,13 @@ class Store:
     except that failures are raised (MLflow's exporter logs and forgets them)."""
 
     def __init__(self) -> None:
-        from mlflow.entities import Span, Trace
+        from mlflow.entities import Span, Trace, TraceData
         from mlflow.tracing.client import TracingClient
         from mlflow.tracing.constant import SpansLocation, TraceTagKey
         from mlflow.tracing.utils import add_size_stats_to_trace_metadata
 
         self._span, self._trace, self._client_class = Span, Trace, TracingClient
+        self._trace_data = TraceData
         self._tracking_store = SpansLocation.TRACKING_STORE.value
         self._spans_location = TraceTagKey.SPANS_LOCATION
         self._size_stats = add_size_stats_to_trace_metadata
@@ -142,8 +146,17 @@ class Store:
                 else:
                     raise
 
-    def log_trace(self, uri: str, workspace: str | None, data: Message) -> None:
-        trace = self._trace.from_dict(data)
+    def trace_of(self, message: Message) -> Any:
+        """The trace a ``trace`` message carries: its info pickled and its spans, or (when the
+        info could not be pickled) the whole trace as ``Trace.to_dict`` gives it."""
+        if "trace" in message:
+            return self._trace.from_dict(message["trace"])
+        info = pickle.loads(base64.b64decode(message["info"]))
+        spans = [self._span.from_dict(span) for span in message["spans"]]
+        return self._trace(info=info, data=self._trace_data(spans=spans))
+
+    def log_trace(self, uri: str, workspace: str | None, message: Message) -> None:
+        trace = self.trace_of(message)
         client = self.client(uri)
         with self._workspace(workspace):
             self._size_stats(trace)
@@ -216,7 +229,7 @@ def write(
             continue
         attempt(
             message,
-            lambda m=message: store.log_trace(m["uri"], m.get("workspace"), m["trace"]),
+            lambda m=message: store.log_trace(m["uri"], m.get("workspace"), m),
         )
     return ok, failed, later
 
