@@ -96,6 +96,12 @@ ENDINGS: dict[str, tuple[str, Any, list[bytes], str]] = {
         ),
         SSE,
     ),
+    "chat error first": (
+        "/v1/chat/completions",
+        CHAT_BODY,
+        sse((None, {"error": {"message": "overloaded", "type": "server_error"}})),
+        SSE,
+    ),
     "anthropic message_stop": (
         "/v1/messages",
         {"model": "claude", "max_tokens": 5, "messages": [], "stream": True},

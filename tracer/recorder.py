@@ -375,6 +375,8 @@ class Recorder:
             if self._first_chunk_ms is None:
                 self._pending.append(chunk)
                 self._stamp = time.perf_counter_ns()
+                if b"error" in chunk:  # an error event first: the SDK may keep the response
+                    self._drain()
                 return
         self._pending.append(chunk)
         self._pending_bytes += len(chunk)

@@ -4,9 +4,10 @@ Spans are started with ``start_span_no_context`` under the parent that was activ
 request was sent, so a stream consumed after its creating function returned still lands in
 the right trace, and the span never becomes the caller's "current" span.
 
-A span with no parent (a trace of its own) is handed to MLflow only when the call ends, with
-the start time taken when the request was sent: MLflow's span set-up (about a third of a
-millisecond) then never delays the request or its first streamed chunk. It is started in the
+A span with no parent (a trace of its own) is a :class:`PendingSpan` until the call ends: it
+is described (name, inputs, attributes) and handed to MLflow then, with the start time taken
+when the request was sent, so neither the description nor MLflow's span set-up delays the
+request or its first streamed chunk. It is started in the
 context the request was sent in (``mlflow.tracing.context`` tags, metadata and switch, and
 every other context variable), so a stream read later is recorded as if it had been started
 then. A span with a parent, or sent while an MLflow run is active, is started at once: it
