@@ -67,17 +67,36 @@ class Write:
                 "experiment_id": self.experiment_id,
                 "spans": [span.to_dict() for span in self.spans],
             }
-        try:
+        info = self.trace.info
+        if _plain(info):
             # The trace's info as it is (the export process runs this interpreter and this
             # MLflow): a fifth of the cost of its JSON form, which goes through protobuf.
-            info = base64.b64encode(pickle.dumps(self.trace.info)).decode("ascii")
-        except Exception:
-            return {**base, "trace": self.trace.to_dict()}
-        return {**base, "info": info, "spans": [span.to_dict() for span in self.trace.data.spans]}
+            with contextlib.suppress(Exception):
+                pickled = base64.b64encode(pickle.dumps(info)).decode("ascii")
+                spans = [span.to_dict() for span in self.trace.data.spans]
+                return {**base, "info": pickled, "spans": spans}
+        return {**base, "trace": self.trace.to_dict()}
 
     def fall_back(self) -> None:
         """Give the task back to MLflow's own queue."""
         self.queue.put(self.task)
+
+
+def _plain(info: Any) -> bool:
+    """Whether a trace's info holds only MLflow's types and plain strings, so that the export
+    process can unpickle it (a tag value of the application's own ``str`` subclass could not
+    be: the JSON form turns it into a string, as MLflow's own write would)."""
+    if getattr(info, "assessments", None):
+        return False
+    mappings = (getattr(info, "tags", None) or {}, getattr(info, "trace_metadata", None) or {})
+    return all(
+        type(key) is str and type(value) is str
+        for mapping in mappings
+        for key, value in mapping.items()
+    ) and all(
+        value is None or type(value) is str
+        for value in (info.request_preview, info.response_preview, info.client_request_id)
+    )
 
 
 @dataclass(eq=False)
