@@ -48,7 +48,7 @@ def chat_chunk(delta: dict[str, Any], finish: str | None = None) -> dict[str, An
 CHAT_BODY = {"model": "m", "messages": [{"role": "user", "content": "hi"}], "stream": True}
 
 
-def recorder_for(path: str, body: Any, records: list[spans.SpanRecord]) -> Recorder:
+def recorder_for(path: str, body: Any) -> Recorder:
     route = routes.match("POST", path)
     assert route is not None, path
     content = json.dumps(body).encode()
@@ -67,7 +67,7 @@ def record_stream(
     neither read to its end nor closed."""
     records: list[spans.SpanRecord] = []
     with spans.listening(records.append, mlflow=False):
-        recorder = recorder_for(path, body, records)
+        recorder = recorder_for(path, body)
         recorder.on_response(200, httpx.Headers({"content-type": content_type}), None)
         for chunk in chunks:
             recorder.on_chunk(chunk)
@@ -193,9 +193,17 @@ def test_the_event_that_ends_a_stream_ends_its_span_at_once(case: str) -> None:
 def test_without_an_ending_event_chunks_wait_for_a_batch_or_the_end() -> None:
     frames = sse(*((None, chat_chunk({"content": "x" * 40})) for _ in range(50)))
     assert sum(map(len, frames)) < BATCH_BYTES
-    records = record_stream("/v1/chat/completions", CHAT_BODY, frames, end=False)
-    assert records == []  # the response is open and no event ended it: nothing to record yet
-    records = record_stream("/v1/chat/completions", CHAT_BODY, frames)
+    records: list[spans.SpanRecord] = []
+    with spans.listening(records.append, mlflow=False):
+        recorder = recorder_for("/v1/chat/completions", CHAT_BODY)
+        recorder.on_response(200, httpx.Headers({"content-type": SSE}), None)
+        for frame in frames:
+            recorder.on_chunk(frame)
+        # Only the first event was parsed (to time it); the rest wait, nothing is recorded.
+        assert (recorder._chunk_count, len(recorder._pending)) == (1, 49)
+        assert records == []
+        recorder.on_eof()
+    assert records[0].attributes["stream.chunk_count"] == 50
     assert records[0].outputs["choices"][0]["message"]["content"] == "x" * 40 * 50
 
 
@@ -203,7 +211,7 @@ def test_a_batch_is_parsed_once_it_reaches_its_size() -> None:
     records: list[spans.SpanRecord] = []
     frame = sse((None, chat_chunk({"content": "y" * 1000})))[0]
     with spans.listening(records.append, mlflow=False):
-        recorder = recorder_for("/v1/chat/completions", CHAT_BODY, records)
+        recorder = recorder_for("/v1/chat/completions", CHAT_BODY)
         recorder.on_response(200, httpx.Headers({"content-type": SSE}), None)
         held = []
         for _ in range(3 * BATCH_BYTES // len(frame)):
@@ -220,7 +228,7 @@ def test_the_first_chunk_is_timed_when_it_arrives_not_when_it_is_parsed() -> Non
         (None, chat_chunk({"role": "assistant", "content": "Hi"})), (None, "[DONE]")
     )
     with spans.listening(records.append, mlflow=False):
-        recorder = recorder_for("/v1/chat/completions", CHAT_BODY, records)
+        recorder = recorder_for("/v1/chat/completions", CHAT_BODY)
         recorder.on_response(200, httpx.Headers({"content-type": SSE}), None)
         started = time.perf_counter()
         recorder.on_chunk(first)

@@ -86,9 +86,9 @@ def _plain(info: Any) -> bool:
     """Whether a trace's info holds only MLflow's types and plain strings, so that the export
     process can unpickle it (a tag value of the application's own ``str`` subclass could not
     be: the JSON form turns it into a string, as MLflow's own write would)."""
-    if getattr(info, "assessments", None):
+    if info.assessments:
         return False
-    mappings = (getattr(info, "tags", None) or {}, getattr(info, "trace_metadata", None) or {})
+    mappings = (info.tags, info.trace_metadata)
     return all(
         type(key) is str and type(value) is str
         for mapping in mappings

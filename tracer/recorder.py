@@ -17,7 +17,7 @@ from collections.abc import Callable
 from typing import TYPE_CHECKING, Any, Protocol
 
 from tracer import multipart, redact, routes, semconv, spans
-from tracer.apis.base import ApiSpec, StreamAccumulator
+from tracer.apis.base import ApiSpec, StreamAccumulator, StreamBase
 from tracer.apis.keep import without_quotes
 from tracer.config import TracerConfig
 from tracer.failsafe import internal_error, warn_once
@@ -328,8 +328,7 @@ class Recorder:
             else:
                 self._body = []
             if preloaded is not None:
-                if self._stream_type is not None:
-                    self._start_stream()
+                self._start_stream()
                 self._feed(preloaded)
                 self._end_of_body()
             elif decoder is not None:
@@ -338,8 +337,9 @@ class Recorder:
             self._internal(exc)
 
     def _start_stream(self) -> None:
-        """Set up the stream's decoder and accumulator (not before its first chunk)."""
-        assert self._stream_type is not None
+        """Set up a stream's decoder and accumulator, once (not before its first chunk)."""
+        if self._sse is not None or self._stream_type is None:
+            return
         self._sse = self._stream_type(max_line_bytes=self.config.max_body_bytes)
         self._accumulator = self.api.new_stream()
         self._end_markers = self._accumulator.end_markers
@@ -367,35 +367,34 @@ class Recorder:
         if self._stream_type is None:
             self._take(chunk)
             return
-        if self._first_chunk_ms is None:
-            if self._pending:
-                self._drain()
-                if self._done or not self._parsing:
-                    return
-            if self._first_chunk_ms is None:
-                self._pending.append(chunk)
-                self._stamp = time.perf_counter_ns()
-                if b"error" in chunk:  # an error event first: the SDK may keep the response
-                    self._drain()
+        if self._first_chunk_ms is None and self._pending:
+            self._drain()
+            if self._done or not self._parsing:
                 return
         self._pending.append(chunk)
-        self._pending_bytes += len(chunk)
-        if self._pending_bytes >= BATCH_BYTES:
-            self._drain()
-            return
-        for marker in self._end_markers:
+        if self._first_chunk_ms is None:
+            self._stamp = time.perf_counter_ns()
+            # Before the stream is set up (with its first parse) only the markers every API
+            # shares are known: an error event first still ends the span at once.
+            markers = self._end_markers or StreamBase.end_markers
+        else:
+            self._pending_bytes += len(chunk)
+            if self._pending_bytes >= BATCH_BYTES:
+                self._drain()
+                return
+            markers = self._end_markers
+        for marker in markers:
             if marker in chunk:
                 self._drain()
                 return
 
     def _drain(self) -> None:
         """Parse the chunks that wait."""
-        if self._sse is None and self._stream_type is not None:
-            try:
-                self._start_stream()
-            except Exception as exc:
-                self._internal(exc)
-                return
+        try:
+            self._start_stream()
+        except Exception as exc:
+            self._internal(exc)
+            return
         pending = self._pending
         self._pending, self._pending_bytes = [], 0
         for chunk in pending:
@@ -610,8 +609,7 @@ class Recorder:
             self._done = True
         try:
             self._record_response_headers()
-            if self._sse is None and self._stream_type is not None:
-                self._start_stream()  # a stream that ended before its first chunk
+            self._start_stream()  # a stream that ended before its first chunk
             if isinstance(self.span, spans.PendingSpan):
                 self._describe_pending(self.span)
             outputs, attrs, error = self._result(exception)

@@ -303,9 +303,8 @@ def start(
     attributes: dict[str, Any],
     export_mode: str = "process",
 ) -> LiveSpan:
-    """Start an LLM span now (a new trace when ``parent`` is ``None``)."""
-    if not _to_mlflow:
-        return _LocalSpan(name, span_type, inputs, attributes)  # type: ignore[return-value]
+    """Start an LLM span now (a new trace when ``parent`` is ``None``); only for a span that
+    :func:`pending` did not defer (in-memory spans always are)."""
     return _start(name, span_type, parent, inputs, attributes, export_mode)
 
 
