@@ -2,10 +2,11 @@
 the trace backend misbehaves. Prints one JSON line of what it measured.
 
 Usage: backend_probe.py TRACKING_URI CALLS [--signal-file PATH]
-With --signal-file, it writes "half" to the file after half the calls and waits until the
-test has acted on the backend (the file then says "go") before making the rest. Then it
-flushes, writes "flushed" and, if the test answers "back" (the backend is back), flushes until
-every trace is written (at most a minute) before it reports.
+With --signal-file, it writes "half" to the file once half the calls are made and their
+traces written, and waits until the test has acted on the backend (the file then says "go")
+before making the rest. Then it flushes, writes "flushed" and, if the test answers "back"
+(the backend is back), flushes until every trace is written (at most a minute) before it
+reports.
 """
 
 from __future__ import annotations
@@ -55,7 +56,12 @@ def main() -> None:
             first_ms[name] = (time.perf_counter() - start) * 1000
         for i in range(calls):
             if signal is not None and i == calls // 2:
-                export.flush()  # the first half is stored before the fault
+                # The first half is stored before the fault. A fresh server can take longer
+                # than a short MLflow request time-out to answer its first writes; the export
+                # process tries them again.
+                deadline = time.monotonic() + 120
+                while not export.flush(timeout=10) and time.monotonic() < deadline:
+                    time.sleep(0.5)
                 signal.write_text("half")
                 while signal.read_text() != "go":
                     time.sleep(0.05)

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import json
 import os
+import signal
 import subprocess
 import sys
 import time
@@ -18,7 +19,7 @@ from conftest import free_port, start_mlflow_server, stop_mlflow_server
 
 PROBE = Path(__file__).with_name("backend_probe.py")
 CALLS = 40
-ENV = {**os.environ, "TRACER_STRICT": "0"}
+ENV = {**os.environ, "TRACER_STRICT": "0", "PYTHONFAULTHANDLER": "1"}
 
 
 def run_probe(
@@ -53,7 +54,12 @@ def run_probe(
         if back is not None:
             back()
         signal_file.write_text("back" if back is not None else "done")
-    out, err = probe.communicate(timeout=300)
+    try:
+        out, err = probe.communicate(timeout=300)
+    except subprocess.TimeoutExpired:
+        probe.send_signal(signal.SIGABRT)  # faulthandler prints where each thread is
+        out, err = probe.communicate()
+        raise AssertionError(err.decode()[-6000:]) from None
     assert probe.returncode == 0, err.decode()[-3000:]
     result = json.loads(out.decode().strip().splitlines()[-1])
     # Everything the probe and its export process printed.
@@ -142,7 +148,7 @@ def test_mlflow_server_paused_mid_run(tmp_path: Path) -> None:
         stop_mlflow_server(server)
     assert_unharmed(result)
     # Traces sent before the pause were stored by the real server, read back through its API.
-    assert len(names) >= CALLS // 2 + 1
+    assert len(names) >= CALLS // 2 + 1, (result["stats"], result["stderr"][-3000:])
     assert set(names) == {"chat gpt-4o-mini"}
 
 

@@ -42,6 +42,11 @@ STALL_SECONDS = 5.0
 #: Writes waiting beyond which the export process runs at normal priority at once.
 URGENT_BACKLOG = MAX_BUFFERED // 4
 _NICE = (19, 10, 0)
+#: The one level used when the priority could not be raised again once lowered (a user other
+#: than root, root in a container without ``CAP_SYS_NICE``): normal. At any lower level a
+#: saturated host would hold back every write, and the application would wait at exit for the
+#: whole of its time-out (nice 10: 30 s where normal priority takes 3 s, two busy cores).
+_FIXED_LEVEL = 2
 _SIDECAR = os.path.join(os.path.dirname(os.path.abspath(__file__)), "_sidecar.py")
 _BOOT = "import runpy, sys; runpy.run_path(sys.argv[1], run_name='__main__')"
 
@@ -139,6 +144,7 @@ class ExportProcess:
         self._writer: threading.Thread | None = None
         self._idle_since = time.monotonic()
         self._priority = -1
+        self._reversible = _priority_reversible()
         self._progress_at = time.monotonic()
         self._flushing = 0
         self._exiting = False
@@ -383,7 +389,13 @@ class ExportProcess:
         return process
 
     def _retire(self) -> None:
-        """End an idle export process (lock held): it sees end of input and exits."""
+        """End an idle export process (lock held): it sees end of input and exits. It does
+        so at normal priority: at idle priority on a busy host its last answers and its exit
+        could wait minutes, and it holds the application's standard error open until then
+        (a parent that reads it, such as ``subprocess.run(..., capture_output=True)``,
+        would wait as long)."""
+        if self._process is not None and self._reversible:
+            self._set_priority(self._process.pid, 2)
         with contextlib.suppress(OSError):
             os.close(self._to_child)
         self._process, self._to_child = None, -1
@@ -408,18 +420,23 @@ class ExportProcess:
             return
         now = time.monotonic()
         level = max(self._priority, 0)
-        if not self._pending and not self._inflight:
+        if not self._reversible:
+            level = _FIXED_LEVEL
+        elif not self._pending and not self._inflight:
             level = 0
         elif self._flushing or len(self._pending) + len(self._inflight) >= URGENT_BACKLOG:
             level = 2
         elif now - self._progress_at > STALL_SECONDS:
             level = min(level + 1, 2)
             self._progress_at = now  # the next step after another stalled while
-        if level == self._priority:
-            return
+        if level != self._priority:
+            self._set_priority(self._process.pid, level)
+
+    def _set_priority(self, pid: int, level: int) -> None:
+        """Give the export process ``pid`` the priority of ``level`` (an index of
+        :data:`_NICE`; 0 is also ``SCHED_IDLE``)."""
         self._priority = level
         # Linux schedules threads, not processes: each of the export process's threads.
-        pid = self._process.pid
         try:
             threads = [int(tid) for tid in os.listdir(f"/proc/{pid}/task")]
         except (OSError, ValueError):
@@ -554,6 +571,34 @@ class ExportProcess:
         with self._lock:
             if self._process is not None:
                 self._retire()  # it exits on its own; nothing is left for it to write
+
+
+_CAP_SYS_NICE = 23
+
+
+def _priority_reversible() -> bool:
+    """Whether this process may raise the export process's priority again once it has
+    lowered it. On Linux that takes ``CAP_SYS_NICE`` (root has it; root in a container
+    often does not) or an ``RLIMIT_NICE`` that allows nice 0; elsewhere, root. For anyone
+    else, lowering it to ``SCHED_IDLE`` or nice 19 would be for good."""
+    try:
+        with open("/proc/self/status") as status:
+            for line in status:
+                if line.startswith("CapEff:"):
+                    if int(line.split()[1], 16) >> _CAP_SYS_NICE & 1:
+                        return True
+                    break
+            else:
+                raise OSError("no CapEff")
+    except (OSError, ValueError):
+        return hasattr(os, "geteuid") and os.geteuid() == 0
+    try:
+        import resource
+
+        limit = resource.getrlimit(resource.RLIMIT_NICE)[0]  # type: ignore[attr-defined,unused-ignore]
+    except (ImportError, AttributeError, OSError, ValueError):
+        return False
+    return limit == resource.RLIM_INFINITY or limit >= 20
 
 
 _export_process: ExportProcess | None = None
