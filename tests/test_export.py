@@ -8,6 +8,7 @@ from __future__ import annotations
 import ast
 import json
 import os
+import signal
 import subprocess
 import sys
 import textwrap
@@ -283,6 +284,55 @@ def test_saturated_cpu_slows_export_but_loses_nothing(tmp_path: Path) -> None:
     assert report["ok"] is True
     assert report["stats"]["dropped"] == report["stats"]["failed"] == 0
     assert report["traces"] == sorted(chat(f"busy {i}") for i in range(500))
+
+
+INTERRUPTED = """
+import signal
+mlflow.set_experiment("interrupted")
+with DevServer() as server:
+    client = OpenAI(base_url=server.base_url, api_key="k", http_client=TracedClient())
+    for i in range(3):
+        ask(client, f"before {i}")
+    export.flush()  # the export process is up and has written them
+    before = export.export_process().stats()["pid"]
+    try:
+        print(json.dumps({"export_process": before}), flush=True)
+        time.sleep(120)
+    except KeyboardInterrupt:
+        ask(client, "after Ctrl-C")
+    ok = export.flush()
+    after = export.export_process().stats()["pid"]
+report(ok=ok, same=before == after, traces=stored("interrupted"))
+"""
+
+
+def test_ctrl_c_and_sigterm_are_the_applications(tmp_path: Path) -> None:
+    """A Ctrl-C goes to the terminal's whole process group, a service manager's SIGTERM to
+    every process of the application: the export process ignores both and ends with the
+    application, which goes on (here: one more call) and has every trace written."""
+    application = subprocess.Popen(
+        [sys.executable, "-c", PRELUDE + INTERRUPTED, f"sqlite:///{tmp_path}/s.db"],
+        env={**os.environ, "TRACER_STRICT": "0"},
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+        cwd=tmp_path,
+        start_new_session=True,  # its own process group, as a terminal gives it
+    )
+    try:
+        export_process = json.loads(application.stdout.readline())["export_process"]  # type: ignore[union-attr]
+        for number in (signal.SIGTERM, signal.SIGHUP, signal.SIGINT):
+            os.kill(export_process, number)
+        os.killpg(application.pid, signal.SIGINT)
+        out, err = application.communicate(timeout=300)
+    finally:
+        application.kill()
+    assert application.returncode == 0, err[-4000:]
+    report = json.loads(out.strip().splitlines()[-1])
+    assert report["ok"] is True and report["same"] is True, err[-4000:]
+    questions = [f"before {i}" for i in range(3)] + ["after Ctrl-C"]
+    assert report["traces"] == sorted(chat(q) for q in questions)
+    assert "Traceback" not in err and tracer_lines(err) == [], err[-4000:]
 
 
 EXIT = """

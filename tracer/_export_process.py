@@ -356,6 +356,8 @@ class ExportProcess:
                     stdin=child_stdin,
                     stdout=child_stdout,
                     env={**os.environ, "PYTHONUNBUFFERED": "1"},
+                    # Out of the terminal's process group: a Ctrl-C is the application's.
+                    start_new_session=True,
                 )
             except OSError:
                 os.close(to_child)

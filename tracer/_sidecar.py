@@ -32,6 +32,7 @@ import logging
 import os
 import pickle
 import queue
+import signal
 import sys
 import threading
 import time
@@ -264,6 +265,12 @@ def apply_env(env: dict[str, str]) -> None:
 
 def main() -> None:
     """Write every trace read from standard input until it closes."""
+    # It ends with the application, when its input closes, and not before: a Ctrl-C, a hang-up
+    # or a service manager's SIGTERM to every process of the application reaches the
+    # application, which then writes its last traces through this process.
+    for number in ("SIGINT", "SIGTERM", "SIGHUP"):
+        with contextlib.suppress(AttributeError, OSError, ValueError):
+            signal.signal(getattr(signal, number), signal.SIG_IGN)
     logging.disable(logging.CRITICAL)  # failures go back to the application, which reports them
     warnings.simplefilter("ignore")
     os.environ.update(FORCED_ENV)
