@@ -1,7 +1,7 @@
 """The export process's priority, as the kernel has it: idle CPU time where the tracer can
-raise it again, a fixed low priority that never starves where it cannot (a user other than
-root, root in a container without ``CAP_SYS_NICE``), and an application that ends at once on a
-saturated host, its traces written."""
+raise it again, normal priority throughout where it cannot (a user other than root, root in a
+container without ``CAP_SYS_NICE``), and an application that ends at once on a saturated host,
+its traces written."""
 
 from __future__ import annotations
 
