@@ -58,7 +58,10 @@ def run_probe(
         out, err = probe.communicate(timeout=300)
     except subprocess.TimeoutExpired:
         probe.send_signal(signal.SIGABRT)  # faulthandler prints where each thread is
-        out, err = probe.communicate()
+        try:
+            _, err = probe.communicate(timeout=60)
+        except subprocess.TimeoutExpired as again:  # a child of its holds the pipe open
+            err = again.stderr or b""
         raise AssertionError(err.decode()[-6000:]) from None
     assert probe.returncode == 0, err.decode()[-3000:]
     result = json.loads(out.decode().strip().splitlines()[-1])
