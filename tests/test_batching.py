@@ -238,7 +238,34 @@ def test_the_first_chunk_is_timed_when_it_arrives_not_when_it_is_parsed() -> Non
         waited_ms = (time.perf_counter() - started) * 1000
     ttfc = records[0].attributes["stream.time_to_first_chunk_ms"]
     assert waited_ms >= 200
-    assert ttfc < 150, ttfc  # the first chunk's arrival, not the parse after the sleep
+    assert 0 <= ttfc < 150, ttfc  # the first chunk's arrival, not the parse after the sleep
+
+
+def test_a_stream_read_before_the_tracer_saw_it_is_timed_when_it_arrived(
+    experiment: str,
+) -> None:
+    """A response built with its body already read (``httpx.MockTransport``, as in users'
+    tests) has no chunks to time: its first chunk arrived with the response."""
+    body = b"".join(
+        sse((None, chat_chunk({"role": "assistant", "content": "Hi"}, "stop")), (None, "[DONE]"))
+    )
+    inner = httpx.MockTransport(
+        lambda request: httpx.Response(200, headers={"content-type": SSE}, content=body)
+    )
+    started = time.perf_counter()
+    client = OpenAI(
+        base_url="http://127.0.0.1:9/v1",
+        api_key="k",
+        http_client=TracedClient(transport=inner),
+    )
+    stream = client.chat.completions.create(
+        model="gpt-4o-mini", messages=[{"role": "user", "content": "Hi"}], stream=True
+    )
+    assert "".join(chunk.choices[0].delta.content or "" for chunk in stream) == "Hi"
+    elapsed_ms = (time.perf_counter() - started) * 1000
+    span = only_llm_span(experiment)
+    assert 0 <= span.attributes["stream.time_to_first_chunk_ms"] <= elapsed_ms
+    assert span.attributes["stream.chunk_count"] == 1
 
 
 # --- the same span however the bytes are cut ----------------------------------------------

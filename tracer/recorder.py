@@ -329,6 +329,7 @@ class Recorder:
                 self._body = []
             if preloaded is not None:
                 self._start_stream()
+                self._stamp = time.perf_counter_ns()  # all of it arrived now
                 self._feed(preloaded)
                 self._end_of_body()
             elif decoder is not None:
