@@ -42,11 +42,12 @@ STALL_SECONDS = 5.0
 #: Writes waiting beyond which the export process runs at normal priority at once.
 URGENT_BACKLOG = MAX_BUFFERED // 4
 _NICE = (19, 10, 0)
-#: The one level used when the priority could not be raised again once lowered (a user other
-#: than root, root in a container without ``CAP_SYS_NICE``): normal. At any lower level a
-#: saturated host would hold back every write, and the application would wait at exit for the
-#: whole of its time-out (nice 10: 30 s where normal priority takes 3 s, two busy cores).
-_FIXED_LEVEL = 2
+#: The level of normal priority (an index of :data:`_NICE`). It is also the only level used
+#: when the priority could not be raised again once lowered (a user other than root, root in
+#: a container without ``CAP_SYS_NICE``): at any lower level a saturated host would hold back
+#: every write, and the application would wait at exit for the whole of its time-out (nice
+#: 10: 30 s where normal priority takes 3 s, two busy cores).
+_NORMAL = len(_NICE) - 1
 _SIDECAR = os.path.join(os.path.dirname(os.path.abspath(__file__)), "_sidecar.py")
 _BOOT = "import runpy, sys; runpy.run_path(sys.argv[1], run_name='__main__')"
 
@@ -396,8 +397,8 @@ class ExportProcess:
         could wait minutes, and it holds the application's standard error open until then
         (a parent that reads it, such as ``subprocess.run(..., capture_output=True)``,
         would wait as long)."""
-        if self._process is not None and self._reversible:
-            self._set_priority(self._process.pid, 2)
+        if self._process is not None and self._priority != _NORMAL:
+            self._set_priority(self._process.pid, _NORMAL)
         with contextlib.suppress(OSError):
             os.close(self._to_child)
         self._process, self._to_child = None, -1
@@ -423,13 +424,13 @@ class ExportProcess:
         now = time.monotonic()
         level = max(self._priority, 0)
         if not self._reversible:
-            level = _FIXED_LEVEL
+            level = _NORMAL
         elif not self._pending and not self._inflight:
             level = 0
         elif self._flushing or len(self._pending) + len(self._inflight) >= URGENT_BACKLOG:
-            level = 2
+            level = _NORMAL
         elif now - self._progress_at > STALL_SECONDS:
-            level = min(level + 1, 2)
+            level = min(level + 1, _NORMAL)
             self._progress_at = now  # the next step after another stalled while
         if level != self._priority:
             self._set_priority(self._process.pid, level)
