@@ -5,8 +5,9 @@ Usage: backend_probe.py TRACKING_URI CALLS [--signal-file PATH]
 With --signal-file, it writes "half" to the file once half the calls are made and their
 traces written, and waits until the test has acted on the backend (the file then says "go")
 before making the rest. Then it flushes, writes "flushed" and, if the test answers "back"
-(the backend is back), flushes until every trace is written (at most a minute) before it
-reports.
+(the backend is back), flushes until every trace is written (at most two minutes) before it
+reports. Every flush is ``export.flush(timeout=FLUSH_TIMEOUT)``, and how long each took is
+reported: a flush returns within about its time-out, whatever the backend does.
 """
 
 from __future__ import annotations
@@ -24,6 +25,8 @@ from openai import OpenAI
 
 from tracer import TracedClient, export
 from tracer.devserver import DevServer
+
+FLUSH_TIMEOUT = 10.0
 
 
 class Collect(logging.Handler):
@@ -43,6 +46,15 @@ def main() -> None:
     logging.getLogger().addHandler(logging.StreamHandler())  # what is logged at exit too
     logging.getLogger("mlflow").addHandler(collect)  # MLflow does not propagate to the root
     mlflow.set_tracking_uri(uri)
+    flush_s: dict[str, list[float]] = {"half": [], "after_fault": [], "back": []}
+
+    def flush(when: str) -> bool:
+        start = time.monotonic()
+        try:
+            return export.flush(timeout=FLUSH_TIMEOUT)
+        finally:
+            flush_s[when].append(round(time.monotonic() - start, 2))
+
     question = [{"role": "user", "content": "What is the capital of France?"}]
     bare_ms: list[float] = []
     traced_ms: list[float] = []
@@ -60,7 +72,7 @@ def main() -> None:
                 # than a short MLflow request time-out to answer its first writes; the export
                 # process tries them again.
                 deadline = time.monotonic() + 120
-                while not export.flush(timeout=10) and time.monotonic() < deadline:
+                while not flush("half") and time.monotonic() < deadline:
                     time.sleep(0.5)
                 signal.write_text("half")
                 while signal.read_text() != "go":
@@ -70,7 +82,7 @@ def main() -> None:
                 reply = client.chat.completions.create(model="gpt-4o-mini", messages=question)
                 sink.append((time.perf_counter() - start) * 1000)
                 assert reply.choices[0].message.content == "The capital of France is Paris."
-    flushed = export.flush()  # the writes fail, or wait for the backend, now
+    flushed = flush("after_fault")  # the writes fail, or wait for the backend, now
     written_after_restart = None
     if signal is not None:
         signal.write_text("flushed")
@@ -80,7 +92,7 @@ def main() -> None:
         if signal.read_text() == "back":
             written_after_restart = False
             while time.monotonic() < deadline and not written_after_restart:
-                written_after_restart = export.flush(timeout=10)
+                written_after_restart = flush("back")
     print(
         json.dumps(
             {
@@ -92,6 +104,8 @@ def main() -> None:
                 "flushed": flushed,
                 "written_after_restart": written_after_restart,
                 "stats": export.export_process().stats(),
+                "flush_timeout": FLUSH_TIMEOUT,
+                "flush_s": flush_s,
                 "warnings": collect.records,
             }
         ),

@@ -9,19 +9,25 @@ from __future__ import annotations
 import itertools
 import json
 import time
+import zlib
 from typing import Any
 
+import brotli
 import httpx
+import openai
 import pytest
 from conftest import only_llm_span
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from openai import OpenAI
+from rawserver import RawServer, head
+from rawserver import chunk as http_chunk
 
 from tracer import TracedClient, routes, spans
 from tracer.config import TracerConfig
 from tracer.devserver import DevServer
 from tracer.recorder import BATCH_BYTES, Recorder, RequestInfo
+from tracer.transport import HTTPX
 
 SSE = "text/event-stream"
 
@@ -61,20 +67,44 @@ def recorder_for(path: str, body: Any) -> Recorder:
 
 
 def record_stream(
-    path: str, body: Any, chunks: list[bytes], content_type: str = SSE, *, end: bool = True
+    path: str,
+    body: Any,
+    chunks: list[bytes],
+    content_type: str = SSE,
+    *,
+    end: bool = True,
+    encoding: str | None = None,
 ) -> list[spans.SpanRecord]:
     """Feed ``chunks`` to a recorder as a transport would; with ``end`` false the response is
-    neither read to its end nor closed."""
+    neither read to its end nor closed; with an ``encoding`` the chunks are compressed (and
+    decoded by httpx's own decoder, as the transport has it)."""
     records: list[spans.SpanRecord] = []
+    headers = httpx.Headers({"content-type": content_type})
+    decoder = None
+    if encoding is not None:
+        headers["content-encoding"] = encoding
+        chunks = compressed(chunks, encoding)
+        decoder = HTTPX.decoder_factory(headers)
     with spans.listening(records.append, mlflow=False):
         recorder = recorder_for(path, body)
-        recorder.on_response(200, httpx.Headers({"content-type": content_type}), None)
+        recorder.on_response(200, headers, decoder)
         for chunk in chunks:
             recorder.on_chunk(chunk)
         if end:
             recorder.on_eof()
             recorder.on_close()
     return records
+
+
+def compressed(chunks: list[bytes], encoding: str) -> list[bytes]:
+    """Each chunk compressed and flushed on its own, as a server compressing a stream sends
+    it (each network chunk decodes to its events)."""
+    if encoding == "gzip":
+        gzip = zlib.compressobj(wbits=31)
+        return [gzip.compress(chunk) + gzip.flush(zlib.Z_SYNC_FLUSH) for chunk in chunks]
+    assert encoding == "br", encoding
+    br = brotli.Compressor()
+    return [br.process(chunk) + br.flush() for chunk in chunks]
 
 
 # --- an event that ends the stream ends the span, with the response still open --------------
@@ -188,6 +218,32 @@ def test_the_event_that_ends_a_stream_ends_its_span_at_once(case: str) -> None:
     records = record_stream(path, body, chunks, content_type, end=False)
     assert len(records) == 1, case
     assert records[0].attributes["stream.chunk_count"] >= 1
+
+
+@pytest.mark.parametrize("encoding", ["gzip", "br"])
+@pytest.mark.parametrize("case", list(ENDINGS))
+def test_the_event_that_ends_a_compressed_stream_ends_its_span_at_once(
+    case: str, encoding: str
+) -> None:
+    """The end markers are looked for in what the caller reads (the decoded bytes), not in
+    the compressed ones, where they never appear."""
+    path, body, chunks, content_type = ENDINGS[case]
+    records = record_stream(path, body, chunks, content_type, end=False, encoding=encoding)
+    assert len(records) == 1, case
+    assert records[0].attributes["stream.chunk_count"] >= 1
+    assert "tracer.problems" not in records[0].attributes
+
+
+@pytest.mark.parametrize("case", list(ENDINGS))
+def test_an_end_marker_cut_across_two_chunks_ends_the_span_at_once(case: str) -> None:
+    """The ending event cut at every byte, the marker (``[DONE]``, ``error``,
+    ``message_stop``, ...) included: the span ends when its second half arrives."""
+    path, body, chunks, content_type = ENDINGS[case]
+    *before, last = chunks
+    for at in range(1, len(last)):
+        pieces = [*before, last[:at], last[at:]]
+        records = record_stream(path, body, pieces, content_type, end=False)
+        assert len(records) == 1, (case, last[:at], last[at:])
 
 
 def test_without_an_ending_event_chunks_wait_for_a_batch_or_the_end() -> None:
@@ -337,3 +393,67 @@ def test_a_long_stream_through_the_sdk_is_recorded_whole(experiment: str) -> Non
     assert span.attributes["gen_ai.request.temperature"] == 0.5
     assert span.attributes["stream.chunk_count"] > BATCH_BYTES // 200  # several batches
     assert span.name == "chat gpt-4o-mini"
+
+
+@pytest.mark.parametrize("encoding", ["gzip", "br"])
+def test_an_error_event_in_a_compressed_stream_ends_the_span_when_the_sdk_raises(
+    experiment: str, encoding: str
+) -> None:
+    """A compressed stream whose error event the SDK raises on, the connection left open by
+    the server: the span is ended (``ERROR``, the API's message) by the time the caller
+    catches the error, before anything is closed."""
+    events = sse(
+        (None, chat_chunk({"role": "assistant", "content": "Hi"})),
+        (None, {"error": {"message": "The model is overloaded", "type": "server_error"}}),
+    )
+    headers = [
+        ("Content-Type", SSE),
+        ("Content-Encoding", encoding),
+        ("Transfer-Encoding", "chunked"),
+    ]
+    pieces = [http_chunk(piece) for piece in compressed(events, encoding)]
+    records: list[spans.SpanRecord] = []
+    with RawServer() as server, spans.listening(records.append):
+        server.respond([head(200, headers=headers), *pieces], close="wait")
+        client = OpenAI(base_url=server.url + "/v1", api_key="k", http_client=TracedClient())
+        stream = client.chat.completions.create(
+            model="gpt-4o-mini", messages=[{"role": "user", "content": "Hi"}], stream=True
+        )
+        with pytest.raises(openai.APIError, match="overloaded"):
+            for _ in stream:
+                pass
+        ended_when_raised = list(records)
+        stream.close()
+    (record,) = ended_when_raised
+    assert record.status == "ERROR"
+    assert record.error == "The model is overloaded"
+    assert only_llm_span(experiment).status.status_code == "ERROR"
+
+
+def test_an_error_event_in_a_compressed_stream_ends_the_span_while_the_body_is_open() -> None:
+    """The same at the HTTP level, for any client: the span ends when the error event's line
+    is read, while the response is still open (the end markers are looked for in what the
+    caller reads, not in the compressed bytes)."""
+    events = sse(
+        (None, chat_chunk({"role": "assistant", "content": "Hi"})),
+        (None, {"error": {"message": "overloaded", "type": "server_error"}}),
+    )
+    headers = [
+        ("Content-Type", SSE),
+        ("Content-Encoding", "gzip"),
+        ("Transfer-Encoding", "chunked"),
+    ]
+    pieces = [http_chunk(piece) for piece in compressed(events, "gzip")]
+    records: list[spans.SpanRecord] = []
+    with RawServer() as server, spans.listening(records.append, mlflow=False):
+        server.respond([head(200, headers=headers), *pieces], close="wait")
+        with (
+            TracedClient() as client,
+            client.stream("POST", server.url + "/v1/chat/completions", json=CHAT_BODY) as response,
+        ):
+            for line in response.iter_lines():
+                if "overloaded" in line:
+                    break
+            open_while_recorded = list(records)
+    (record,) = open_while_recorded
+    assert record.status == "ERROR" and record.error == "overloaded"

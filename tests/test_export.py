@@ -600,6 +600,112 @@ def test_beyond_the_buffer_traces_are_dropped_and_counted(tmp_path: Path) -> Non
     assert "20 trace(s) were not written" in stderr
 
 
+def test_every_write_of_a_trace_goes_to_the_export_process(tmp_path: Path) -> None:
+    """Both of MLflow's writes of a trace, its spans and its info, are the export process's:
+    MLflow's own queue is never started. (With MLflow 3.18 the span write has a fourth
+    argument, and every span write went to MLflow's queue, with its HTTP retries: minutes for
+    each write to a server that is down, which every flush waited for.)"""
+    report, _ = run(
+        tmp_path,
+        """
+        mlflow.set_experiment("routed")
+        with DevServer() as server:
+            client = OpenAI(base_url=server.base_url, api_key="k", http_client=TracedClient())
+
+            @mlflow.trace(name="agent")
+            def agent():
+                return ask(client, "inside an agent")
+
+            agent()
+            ask(client, "on its own")
+            ok = export.flush()
+        from mlflow.tracing.provider import _get_span_processor
+        router = _get_span_processor().span_exporter._async_queue
+        report(ok=ok, mlflow_queue=router._mlflow_queue.is_active(),
+               stats=export.export_process().stats(), traces=stored("routed"))
+        """,
+        **NO_CATALOG,
+    )
+    assert report["ok"] is True
+    assert report["mlflow_queue"] is False
+    assert report["stats"]["written"] == 2 and report["stats"]["in_flight"] == 0
+    assert report["traces"] == sorted([AGENT_TRACE, chat("on its own")])
+
+
+def test_flush_is_bounded_whatever_mlflows_queue_does(tmp_path: Path) -> None:
+    """A write MLflow's own queue keeps does not end (as one to a server that is down, with
+    MLflow's retries): ``export.flush(timeout)`` returns within about its time-out and says
+    so, and ``mlflow.flush_trace_async_logging()`` within ``FLUSH_TIMEOUT``; the traces the
+    export process writes are written meanwhile. Bounds generous for a shared machine."""
+    report, stderr = run(
+        tmp_path,
+        """
+        import threading
+        from mlflow.tracing.export.async_export_queue import Task
+        from mlflow.tracing.provider import _get_span_processor
+        _export_process.FLUSH_TIMEOUT = 3.0
+        mlflow.set_experiment("bounded")
+        release = threading.Event()
+        with DevServer() as server:
+            client = OpenAI(base_url=server.base_url, api_key="k", http_client=TracedClient())
+            ask(client, "before")
+            router = _get_span_processor().span_exporter._async_queue
+            router.put(Task(handler=release.wait, args=(), error_msg="stuck"))  # MLflow's
+            ask(client, "after")
+            start = time.monotonic()
+            ok = export.flush(timeout=2)
+            took = time.monotonic() - start
+            start = time.monotonic()
+            mlflow.flush_trace_async_logging()
+            took_mlflow = time.monotonic() - start
+            release.set()
+            again = export.flush()
+        report(ok=ok, took=took, took_mlflow=took_mlflow, again=again, traces=stored("bounded"))
+        """,
+        timeout=120,  # a flush that waits for MLflow's queue without a bound never returns
+        **NO_CATALOG,
+    )
+    assert report["ok"] is False and report["again"] is True
+    assert report["took"] < 2 + 10, report
+    assert 2.5 < report["took_mlflow"] < 3 + 10, report
+    assert report["traces"] == sorted([chat("before"), chat("after")])
+    late = [line for line in tracer_lines(stderr) if "MLflow's own trace queue" in line]
+    assert len(late) == 1, stderr[-3000:]
+
+
+def test_a_store_that_never_answers(tmp_path: Path) -> None:
+    """A tracking server that accepts connections and never answers (paused, or gone without
+    closing them), with MLflow's default request time-out (120 s): ``export.flush(timeout)``
+    returns within about its time-out, and the export process gives each request at most
+    ``REQUEST_TIMEOUT`` (10 s), so at exit its last attempt ends within the application's
+    30 s wait and the trace it could not write is reported. Bounds generous for a shared
+    machine."""
+    report, stderr = run(
+        tmp_path,
+        """
+        import socket
+        silent = socket.socket()
+        silent.bind(("127.0.0.1", 0))
+        silent.listen(64)  # connections wait in the queue; nothing reads or answers them
+        mlflow.set_tracking_uri(f"http://127.0.0.1:{silent.getsockname()[1]}")
+        with DevServer() as server:
+            client = OpenAI(base_url=server.base_url, api_key="k", http_client=TracedClient())
+            answer = ask(client, "unanswered")
+            start = time.monotonic()
+            ok = export.flush(timeout=5)
+            took = time.monotonic() - start
+        report(answer=answer, ok=ok, took=took, exiting=time.time())
+        """,
+        MLFLOW_EXPERIMENT_ID="1",
+        **NO_CATALOG,
+    )
+    exit_took = time.time() - report["exiting"]
+    assert report["answer"] == "UNANSWERED" and report["ok"] is False
+    assert report["took"] < 5 + 15, report
+    assert exit_took < 30 + 15, exit_took
+    assert "1 trace(s) were not written" in stderr, stderr[-3000:]
+
+
 GUNICORN_APP = """
 import os
 

@@ -7,6 +7,7 @@ import atexit
 import base64
 import contextlib
 import json
+import multiprocessing.util as multiprocessing_util
 import os
 import pickle
 import subprocess
@@ -14,12 +15,19 @@ import sys
 import threading
 import time
 from collections import deque
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
 from tracer.failsafe import logger, warn_once
 
-__all__ = ["ExportProcess", "Write", "export_process", "started_export_process"]
+__all__ = [
+    "ExportProcess",
+    "Write",
+    "before_close",
+    "export_process",
+    "started_export_process",
+]
 
 #: Writes (a trace is two: its spans and its info) held while the store is slow or unreachable;
 #: beyond this, new traces are dropped and counted.
@@ -31,6 +39,9 @@ BATCH_MAX = 256
 IDLE_EXIT_SECONDS = 300.0
 #: How long a process waits at exit, at most, for its traces to be written.
 EXIT_TIMEOUT = 30.0
+#: How long a flush that names no time-out waits, at most (``mlflow.flush_trace_async_logging()``
+#: through the tracer's router: for the export process and MLflow's own queue together).
+FLUSH_TIMEOUT = 60.0
 #: The export process runs on CPU time nothing else wants (it waits for the network mostly,
 #: and then the application's work comes first). When it has made no progress for this long
 #: with writes waiting (a saturated host leaves it no idle CPU time), its priority rises a
@@ -121,13 +132,17 @@ class ExportProcess:
 
     def __init__(self) -> None:
         self._lock = threading.Condition()
+        self._pid = os.getpid()
         self._reset()
-        # The lock is held across a fork, so the child never copies it mid-change.
-        os.register_at_fork(
-            before=lambda: self._lock.acquire(),
-            after_in_parent=lambda: self._lock.release(),
-            after_in_child=self._after_fork_in_child,
-        )
+        multiprocessing_util.register_after_fork(self, ExportProcess._close_with_worker)
+
+    def _mine(self) -> None:
+        """In a forked child (the first time it calls in), start clean: the parent's pipes,
+        threads, lock and traces stay the parent's, and the child starts its own export
+        process when it first writes. Done here, not in an at-fork hook: such a hook would
+        have to take the lock (or could find it held by a thread the child does not have)."""
+        if self._pid != os.getpid():
+            self._after_fork_in_child()
 
     def _reset(self) -> None:
         self._process: subprocess.Popen[bytes] | None = None
@@ -149,13 +164,16 @@ class ExportProcess:
         self._progress_at = time.monotonic()
         self._flushing = 0
         self._exiting = False
+        self._exit_deadline = 0.0
+        self._closed = False
         self._spawned_at = 0.0
         self._warm_uri = ""
         self._ready_after: float | None = None
 
     def _after_fork_in_child(self) -> None:
-        # The parent's pipes, threads and traces stay the parent's: the child starts clean
-        # and starts its own export process when it first writes.
+        # The parent's state is read without its lock (which a thread of the parent may have
+        # held at the fork, and which the child never takes): at worst a pipe the parent was
+        # opening at that very moment stays open in the child until it exits.
         for fd in (self._to_child, self._from_child):
             if fd >= 0:
                 with contextlib.suppress(OSError):
@@ -163,15 +181,14 @@ class ExportProcess:
         if self._process is not None:
             self._process.returncode = 0  # not ours to wait for
         self._lock = threading.Condition()
+        self._pid = os.getpid()
         self._reset()
-        # multiprocessing ends its workers with os._exit, after its own finalizers only (which
-        # it clears in a new worker, before it runs its after-fork hooks).
-        multiprocessing_util = sys.modules.get("multiprocessing.util")
-        if multiprocessing_util is not None:
-            multiprocessing_util.register_after_fork(self, ExportProcess._close_with_worker)
 
     @staticmethod
     def _close_with_worker(export_process: ExportProcess) -> None:
+        """In a new ``multiprocessing`` worker (run by multiprocessing as it starts it, not at
+        the fork): the worker ends with ``os._exit``, after multiprocessing's own finalizers
+        only, so one of those writes its last traces."""
         from multiprocessing.util import Finalize
 
         Finalize(None, export_process.close, exitpriority=10)
@@ -179,9 +196,11 @@ class ExportProcess:
     # --- the application's side --------------------------------------------------------
 
     def submit(self, write: Write) -> None:
-        """Queue ``write`` for the export process (never blocks on it)."""
+        """Queue ``write`` for the export process (never blocks on it). After :meth:`close`
+        (a span ended later in the exit), MLflow's own queue writes it."""
+        self._mine()
         with self._lock:
-            if self._broken:
+            if self._broken or self._closed:
                 fall_back = True
             elif len(self._pending) + len(self._inflight) >= MAX_BUFFERED:
                 fall_back = False
@@ -205,12 +224,17 @@ class ExportProcess:
             write.fall_back()
 
     def flush(self, timeout: float | None = None) -> bool:
-        """Wait until every write handed over so far is done; ``True`` if every trace was
-        written. A store that is unreachable is tried once more, not waited for: its traces
-        stay buffered (and are written when it is back), and this returns ``False``."""
+        """Wait until every write handed over so far is done, at most ``timeout`` seconds
+        (:meth:`flush_timeout` if ``None``); ``True`` if every trace was written. A store that
+        is unreachable is tried once more, not waited for: its traces stay buffered (and are
+        written when it is back), and this returns ``False``. The export process answers a
+        flush after the request it is making, which a store that does not answer holds for
+        its request time-out (see :mod:`tracer._sidecar`); past ``timeout`` this returns
+        ``False`` and the flush goes on in the background."""
+        self._mine()
         final = self._exiting
         if timeout is None:
-            timeout = EXIT_TIMEOUT if final else 60.0
+            timeout = self.flush_timeout()
         deadline = time.monotonic() + timeout
         waiting = 0
         timed_out = False
@@ -234,6 +258,13 @@ class ExportProcess:
                     self._flushing -= 1
                 waiting = self._flushed.pop(token, 0)
             return self._report(waiting, timed_out)
+
+    def flush_timeout(self) -> float:
+        """How long a flush that names no time-out waits, at most: at exit, what is left of
+        the :data:`EXIT_TIMEOUT` that :meth:`close` started, else :data:`FLUSH_TIMEOUT`."""
+        if self._exiting:
+            return max(0.0, self._exit_deadline - time.monotonic())
+        return FLUSH_TIMEOUT
 
     def _report(self, waiting: int, timed_out: bool) -> bool:
         lost = self._failed + self._dropped
@@ -526,6 +557,7 @@ class ExportProcess:
     def start(self, uri: str) -> None:
         """Start the export process now (in the background), connected to ``uri``, so that
         its start-up overlaps the application's work instead of delaying the first write."""
+        self._mine()
         with self._lock:
             self._warm_uri = uri
             self._start_writer()
@@ -540,6 +572,7 @@ class ExportProcess:
 
     def take_losses(self) -> int:
         """Traces lost (failed or dropped) since the previous call."""
+        self._mine()
         with self._lock:
             lost = self._failed + self._dropped
             new, self._losses_taken = lost - self._losses_taken, lost
@@ -548,6 +581,7 @@ class ExportProcess:
     def stats(self) -> dict[str, int]:
         """Traces written, failed and dropped so far, and writes in flight (for tests and
         diagnostics)."""
+        self._mine()
         with self._lock:
             return {
                 "written": self._written,
@@ -561,17 +595,24 @@ class ExportProcess:
             }
 
     def close(self) -> None:
-        """At exit: everything MLflow still holds is exported and written, then the export
-        process ends (it exits when its input closes)."""
+        """At exit: the spans of open and abandoned streams end (:func:`before_close`),
+        everything MLflow still holds is exported and written, then the export process ends
+        (it exits when its input closes); all of it within :data:`EXIT_TIMEOUT`. Writes that
+        come later go to MLflow's queue."""
+        self._mine()
+        self._exit_deadline = time.monotonic() + EXIT_TIMEOUT
         self._exiting = True
+        for callback in _before_close:
+            with contextlib.suppress(Exception):
+                callback()
         with contextlib.suppress(Exception):
             import mlflow
 
             mlflow.flush_trace_async_logging()  # hands over what MLflow still gathers
-        if self._writer is None:
-            return
-        self.flush()
+        if self._writer is not None:
+            self.flush()
         with self._lock:
+            self._closed = True
             if self._process is not None:
                 self._retire()  # it exits on its own; nothing is left for it to write
 
@@ -606,6 +647,13 @@ def _priority_reversible() -> bool:
 
 _export_process: ExportProcess | None = None
 _singleton_lock = threading.Lock()
+_before_close: list[Callable[[], None]] = []
+
+
+def before_close(callback: Callable[[], None]) -> None:
+    """Run ``callback`` first when the export process is closed (at exit): the recorder's
+    layer ends the spans of streams still open, whose traces the exit flush must find."""
+    _before_close.append(callback)
 
 
 def export_process() -> ExportProcess:

@@ -8,7 +8,8 @@ Importing this module puts the filter in place.
 from __future__ import annotations
 
 import logging
-import threading
+
+from tracer.failsafe import first_time
 
 __all__ = ["install"]
 
@@ -39,17 +40,12 @@ class _OncePerKind(logging.Filter):
 
     def __init__(self) -> None:
         super().__init__()
-        self._seen: set[tuple[str, str]] = set()
-        self._lock = threading.Lock()
+        self._seen: dict[tuple[str, str], object] = {}
 
     def filter(self, record: logging.LogRecord) -> bool:
         if record.levelno < logging.WARNING:
             return True
-        key = (record.name, str(record.msg)[:60])
-        with self._lock:
-            first = key not in self._seen
-            self._seen.add(key)
-        if first:
+        if first_time(self._seen, (record.name, str(record.msg)[:60])):
             return True
         record.levelno, record.levelname = logging.DEBUG, "DEBUG"
         return logging.getLogger(record.name).isEnabledFor(logging.DEBUG)

@@ -20,7 +20,9 @@ store). A write counts as done only when the store accepted it. A write the stor
 tried once more, then reported failed. A write that finds the store unreachable (connection
 refused, time-out, 5xx, a locked database) waits, with the writes after it, and is tried again
 with back-off and at every flush; a final flush tries once more and reports what still cannot
-be written as failed.
+be written as failed. A request to a server that does not answer ends after
+:data:`REQUEST_TIMEOUT` seconds (``MLFLOW_HTTP_REQUEST_TIMEOUT`` where the application sets
+it), without retries: an attempt at a store that is gone ends at its first such request.
 """
 
 from __future__ import annotations
@@ -53,6 +55,14 @@ FORCED_ENV = {
     "MLFLOW_ENABLE_ASYNC_TRACE_LOGGING": "false",
     "MLFLOW_HTTP_REQUEST_MAX_RETRIES": "0",
 }
+#: How long one request to a tracking server waits for it, at most (to connect, and for each
+#: part of its answer): ``MLFLOW_HTTP_REQUEST_TIMEOUT`` where the application sets it, else
+#: this, not MLflow's 120 s. A server that does not answer (paused, or gone without closing its
+#: connections) holds the writes after it, and every flush, that long; at exit the last
+#: attempt must end well within the application's 30 s wait, so that it can report what could
+#: not be written.
+REQUEST_TIMEOUT = 10
+DEFAULT_ENV = {"MLFLOW_HTTP_REQUEST_TIMEOUT": str(REQUEST_TIMEOUT)}
 _TRANSIENT_NAMES = {
     "ConnectionError",
     "ConnectTimeout",
@@ -260,7 +270,15 @@ def skip_unreachable_catalog() -> None:
 def apply_env(env: dict[str, str]) -> None:
     os.environ.clear()
     os.environ.update(env)
+    settle_env()
+
+
+def settle_env() -> None:
+    """This process's own settings over the application's environment: :data:`FORCED_ENV`
+    always, :data:`DEFAULT_ENV` where the application sets nothing else."""
     os.environ.update(FORCED_ENV)
+    for name, value in DEFAULT_ENV.items():
+        os.environ.setdefault(name, value)
 
 
 def main() -> None:
@@ -273,7 +291,7 @@ def main() -> None:
             signal.signal(getattr(signal, number), signal.SIG_IGN)
     logging.disable(logging.CRITICAL)  # failures go back to the application, which reports them
     warnings.simplefilter("ignore")
-    os.environ.update(FORCED_ENV)
+    settle_env()
     inbox: queue.Queue[Any] = queue.Queue()
 
     def read() -> None:

@@ -9,20 +9,24 @@ re-raises so that tracer bugs cannot hide.
 from __future__ import annotations
 
 import logging
-import threading
+from typing import Any
 
-__all__ = ["internal_error", "warn_once"]
+__all__ = ["first_time", "internal_error", "warn_once"]
 
 logger = logging.getLogger("tracer")
-_seen: set[tuple[str, ...]] = set()
-_lock = threading.Lock()
+_seen: dict[tuple[str, ...], object] = {}
+
+
+def first_time(seen: dict[Any, object], key: Any) -> bool:
+    """Whether ``key`` is new to ``seen`` (and now in it): one atomic ``setdefault``, no lock,
+    so a thread that re-enters it (a finalizer that logs, mid-call) cannot wait on itself."""
+    marker = object()
+    return seen.setdefault(key, marker) is marker
 
 
 def warn_once(key: tuple[str, ...], message: str, *args: object, exc_info: bool = False) -> None:
     """Log ``message`` at warning level the first time ``key`` is seen, at debug level after."""
-    with _lock:
-        first = key not in _seen
-        _seen.add(key)
+    first = first_time(_seen, key)
     logger.log(logging.WARNING if first else logging.DEBUG, message, *args, exc_info=exc_info)
 
 

@@ -16,7 +16,7 @@ import time
 from collections.abc import Callable
 from typing import TYPE_CHECKING, Any, Protocol
 
-from tracer import multipart, redact, routes, semconv, spans
+from tracer import multipart, reaper, redact, routes, semconv, spans
 from tracer.apis.base import ApiSpec, StreamAccumulator, StreamBase
 from tracer.apis.keep import without_quotes
 from tracer.config import TracerConfig
@@ -38,6 +38,8 @@ _SNIFF_BYTES = 65536
 #: may end it): in a batch, parsing costs less than chunk by chunk, and memory stays bounded.
 BATCH_BYTES = 16384
 _UNREAD = object()
+#: Bytes of a chunk kept to find an end marker cut across two chunks (longer than any marker).
+_MARKER_TAIL = 32
 #: Deeper JSON cannot be recorded (MLflow's serialisation recurses); no LLM payload nests so.
 MAX_DEPTH = 128
 
@@ -109,6 +111,7 @@ class Recorder:
     """
 
     __slots__ = (
+        "_abandoned",
         "_accumulator",
         "_api",
         "_binary",
@@ -118,6 +121,7 @@ class Recorder:
         "_decode_error",
         "_decoder",
         "_done",
+        "_eager",
         "_end_markers",
         "_first_chunk_ms",
         "_lock",
@@ -136,6 +140,7 @@ class Recorder:
         "_started",
         "_status",
         "_stream_type",
+        "_tail",
         "_tools",
         "_usage_key",
         "config",
@@ -147,6 +152,7 @@ class Recorder:
         self.config = config
         self._problems: list[str] = []
         self._done = False
+        self._abandoned: str | None = None  # why the caller never finished the body
         self._lock = threading.Lock()
         self._status = 0
         self._response_attrs: dict[str, Any] = {}
@@ -169,6 +175,8 @@ class Recorder:
         self._pending_bytes = 0
         self._stamp = 0
         self._end_markers: tuple[bytes, ...] = ()
+        self._tail = b""  # the end of the last chunk, for a marker cut across two
+        self._eager = False  # parse each chunk at once: an ending event may be under way
         self._route = route
         self._request = request
         self._request_body: Any = _UNREAD
@@ -361,8 +369,11 @@ class Recorder:
     def on_chunk(self, chunk: bytes) -> None:
         """A piece of the raw (possibly compressed) response body arrived.
 
-        A stream's chunk is only kept here: until the first event, the previous chunk is
-        parsed now (the caller has had it); after it, chunks are parsed in batches."""
+        A stream's chunk is only kept here (decoded first if the body is compressed, so that
+        an event ending the stream is seen in it): until the first event, the previous chunk
+        is parsed now (the caller has had it); after it, chunks are parsed in batches, or at
+        once when one may end the stream (it holds an end marker, also one cut across two
+        chunks)."""
         if self._done or not self._parsing:
             return
         if self._stream_type is None:
@@ -372,6 +383,12 @@ class Recorder:
             self._drain()
             if self._done or not self._parsing:
                 return
+        if self._decoder is not None:
+            try:
+                chunk = self._decoder.decode(chunk)
+            except Exception as exc:
+                self._undecodable(exc)
+                return
         self._pending.append(chunk)
         if self._first_chunk_ms is None:
             self._stamp = time.perf_counter_ns()
@@ -380,17 +397,29 @@ class Recorder:
             markers = self._end_markers or StreamBase.end_markers
         else:
             self._pending_bytes += len(chunk)
-            if self._pending_bytes >= BATCH_BYTES:
-                self._drain()
-                return
             markers = self._end_markers
-        for marker in markers:
-            if marker in chunk:
-                self._drain()
-                return
+        tail = self._tail
+        if len(chunk) >= _MARKER_TAIL:
+            self._tail = chunk[-_MARKER_TAIL:]
+        else:
+            self._tail = (tail + chunk)[-_MARKER_TAIL:]
+        eager = self._eager
+        if not eager:
+            seam = tail + chunk[:_MARKER_TAIL]
+            for marker in markers:
+                if marker in chunk or marker in seam:
+                    eager = True
+                    break
+        if eager:
+            # The event that may end the stream could be cut here: the chunks that follow
+            # are parsed at once too, until one ends where an event ends.
+            self._eager = not chunk.endswith(self._stream_type.EVENT_ENDS)
+            self._drain()
+        elif self._pending_bytes >= BATCH_BYTES:
+            self._drain()
 
     def _drain(self) -> None:
-        """Parse the chunks that wait."""
+        """Parse the chunks that wait (a stream's: already decoded)."""
         try:
             self._start_stream()
         except Exception as exc:
@@ -401,10 +430,13 @@ class Recorder:
         for chunk in pending:
             if self._done or not self._parsing:
                 return
-            self._take(chunk)
+            try:
+                self._feed(chunk)
+            except Exception as exc:
+                self._internal(exc)
 
     def _take(self, chunk: bytes) -> None:
-        """Decode and parse one chunk."""
+        """Decode and parse one chunk of a body that is not a stream."""
         try:
             if self._decoder is not None:
                 try:
@@ -439,6 +471,19 @@ class Recorder:
             return
         try:
             self._finish()
+        except Exception as exc:
+            self._internal(exc)
+
+    def on_abandoned(self, at_ns: int, reason: str) -> None:
+        """The caller dropped the response without closing it (``reason`` is
+        ``"garbage-collected"``), or it was still open at exit (``"open at exit"``), at
+        ``at_ns`` (``time.time_ns()``): the span ends then, with what was read. Called by
+        :mod:`tracer.reaper`, never from the finalizer itself."""
+        if self._done:
+            return
+        self._abandoned = reason
+        try:
+            self._finish(end_time_ns=at_ns)
         except Exception as exc:
             self._internal(exc)
 
@@ -599,7 +644,9 @@ class Recorder:
             text = raw[:_TEXT_PREVIEW_CHARS].decode("utf-8", errors="replace")
             return {"text": text}
 
-    def _finish(self, exception: BaseException | None = None) -> None:
+    def _finish(
+        self, exception: BaseException | None = None, end_time_ns: int | None = None
+    ) -> None:
         """End the span, once, with everything known; if working that out fails, end it
         anyway with the failure named, then let the failure be reported."""
         if self._pending and not self._done:
@@ -608,6 +655,9 @@ class Recorder:
             if self._done:
                 return
             self._done = True
+        reaper.forget(self)
+        if end_time_ns is None:  # now, not after MLflow's set-up of the span (seconds at first)
+            end_time_ns = time.time_ns()
         try:
             self._record_response_headers()
             self._start_stream()  # a stream that ended before its first chunk
@@ -621,6 +671,7 @@ class Recorder:
                 outputs=None,
                 attributes={**self._response_attrs, "tracer.problems": [*self._problems, problem]},
                 exception=exception,
+                end_time_ns=end_time_ns,
             )
             raise
         spans.finish(
@@ -630,6 +681,7 @@ class Recorder:
             tools=self._tools,
             exception=exception,
             error=error,
+            end_time_ns=end_time_ns,
         )
 
     def _result(
@@ -666,6 +718,12 @@ class Recorder:
             if not self.config.capture_content:  # they quote the start of a bad event
                 problems = [_QUOTED.sub(": (content not recorded)", p) for p in problems]
             self._problems.extend(problems)
+            if self._abandoned is not None:
+                attrs["stream.abandoned"] = True
+        if self._abandoned == "open at exit":
+            self._problems.append("the response was still open at exit; recorded what was read")
+        elif self._abandoned is not None and self._accumulator is None:
+            self._problems.append("the response was dropped before its body was read")
         if self._sse is not None:
             if self._sse.oversized_lines:
                 self._problems.append(

@@ -344,8 +344,9 @@ def finish(
     tools: list[Any] | None = None,
     exception: BaseException | None = None,
     error: tuple[str, str] | None = None,
+    end_time_ns: int | None = None,
 ) -> None:
-    """Set outputs and attributes and end ``span``.
+    """Set outputs and attributes and end ``span`` (at ``end_time_ns``, else now).
 
     ``exception`` (a transport error) or ``error`` (``(type, message)`` of an API error) make
     the status ``ERROR`` with an ``exception`` event carrying the message.
@@ -387,7 +388,7 @@ def finish(
             )
         )
         status = SpanStatus(SpanStatusCode.ERROR, message)
-    span.end(outputs=outputs, attributes=attributes, status=status)
+    span.end(outputs=outputs, attributes=attributes, status=status, end_time_ns=end_time_ns)
 
 
 def traceparent(span: LiveSpan | PendingSpan) -> dict[str, str]:

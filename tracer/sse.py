@@ -58,6 +58,10 @@ class SSEDecoder(_Lines):
     counted in :attr:`oversized_lines` instead of being buffered.
     """
 
+    #: How bytes that complete an event end (a blank line; CR, LF and CRLF, mixed): a chunk
+    #: ending otherwise may hold the start of an event the next chunk finishes.
+    EVENT_ENDS: tuple[bytes, ...] = (b"\n\n", b"\r\r", b"\n\r\n", b"\r\n\n")
+
     __slots__ = (
         "_after_cr",
         "_bom",
@@ -194,6 +198,9 @@ class NDJSONDecoder(_Lines):
     single line may hold: a longer line is dropped and counted in :attr:`oversized_lines`. An
     unterminated last line is returned by :meth:`flush`.
     """
+
+    #: See :attr:`SSEDecoder.EVENT_ENDS`: a line is an event.
+    EVENT_ENDS: tuple[bytes, ...] = (b"\n",)
 
     __slots__ = ("invalid_utf8_lines", "oversized_events")
 

@@ -12,14 +12,13 @@ in :mod:`tracer.httpx2`; each library contributes only its base classes and deco
 from __future__ import annotations
 
 import functools
-import weakref
 from collections.abc import AsyncIterator, Callable, Iterator, Sequence
 from typing import Any
 
 import httpx
 from httpx._decoders import SUPPORTED_DECODERS, MultiDecoder
 
-from tracer import multipart, routes, spans
+from tracer import multipart, reaper, routes, spans
 from tracer.config import TracerConfig
 from tracer.failsafe import internal_error
 from tracer.recorder import ContentDecoder, Recorder, RequestInfo
@@ -110,42 +109,60 @@ def _observe(response: Any, recorder: Recorder, stream_class: type, library: Lib
     return response
 
 
-class ObservedStream:
-    """Hands on each chunk of the inner stream as it arrives; tells the recorder."""
+class _Watched:
+    """What both stream classes share: the recorder, and a finalizer for a stream the caller
+    drops without closing, which only hands the span to :mod:`tracer.reaper` (a finalizer
+    runs at any moment, MLflow's own set-up included: it must not call MLflow)."""
 
     def __init__(self, inner: Any, recorder: Recorder) -> None:
         self._inner = inner
         self._recorder = recorder
-        # Ends the span if the caller drops the response without closing it.
-        self._finalizer = weakref.finalize(self, recorder.on_close)
+        self._finalizer = reaper.finalizer(self, recorder, strict=recorder.config.strict)
+
+    def _closed(self) -> None:
+        """The caller closed the stream: the span ends now, on the caller's thread."""
+        if self._finalizer.detach() is not None:
+            self._recorder.on_close()
+
+
+class ObservedStream(_Watched):
+    """Hands on each chunk of the inner stream as it arrives; tells the recorder."""
 
     def __iter__(self) -> Iterator[bytes]:
         recorder = self._recorder
+        inner = iter(self._inner)
+        reaper.hold(inner)
         try:
-            for chunk in self._inner:
+            for chunk in inner:
                 recorder.on_chunk(chunk)
                 yield chunk
         except GeneratorExit:
+            # Freed with the SDK's reference cycle, inside a garbage collection: the inner
+            # iterator, closed here, would close the pooled connection under the pool's lock,
+            # which this thread may hold. The reaper thread closes it instead.
+            if reaper.collecting() and hasattr(inner, "close"):
+                reaper.close_later(inner.close, None)
             raise
         except BaseException as exc:
             recorder.on_error(exc)
             raise
+        finally:
+            reaper.release(inner)
         recorder.on_eof()
 
     def close(self) -> None:
+        if reaper.collecting():  # see reaper.close_later: this thread may hold the pool's lock
+            pending = self._finalizer.detach() is not None
+            reaper.close_later(self._inner.close, self._recorder if pending else None)
+            return
         try:
             self._inner.close()
         finally:
-            self._finalizer()
+            self._closed()
 
 
-class AsyncObservedStream:
+class AsyncObservedStream(_Watched):
     """The async twin of :class:`ObservedStream`."""
-
-    def __init__(self, inner: Any, recorder: Recorder) -> None:
-        self._inner = inner
-        self._recorder = recorder
-        self._finalizer = weakref.finalize(self, recorder.on_close)
 
     async def __aiter__(self) -> AsyncIterator[bytes]:
         recorder = self._recorder
@@ -164,7 +181,7 @@ class AsyncObservedStream:
         try:
             await self._inner.aclose()
         finally:
-            self._finalizer()
+            self._closed()
 
 
 class SyncTracing:
