@@ -383,12 +383,10 @@ class Recorder:
             self._drain()
             if self._done or not self._parsing:
                 return
-        if self._decoder is not None:
-            try:
-                chunk = self._decoder.decode(chunk)
-            except Exception as exc:
-                self._undecodable(exc)
-                return
+        decoded = self._decoded(chunk)
+        if decoded is None:
+            return
+        chunk = decoded
         self._pending.append(chunk)
         if self._first_chunk_ms is None:
             self._stamp = time.perf_counter_ns()
@@ -438,15 +436,22 @@ class Recorder:
     def _take(self, chunk: bytes) -> None:
         """Decode and parse one chunk of a body that is not a stream."""
         try:
-            if self._decoder is not None:
-                try:
-                    chunk = self._decoder.decode(chunk)
-                except Exception as exc:
-                    self._undecodable(exc)
-                    return
-            self._feed(chunk)
+            decoded = self._decoded(chunk)
+            if decoded is not None:
+                self._feed(decoded)
         except Exception as exc:
             self._internal(exc)
+
+    def _decoded(self, chunk: bytes) -> bytes | None:
+        """``chunk`` through the content-encoding decoder, if any; ``None`` if it does not
+        decode (parsing stops there, as httpx fails on it too)."""
+        if self._decoder is None:
+            return chunk
+        try:
+            return self._decoder.decode(chunk)
+        except Exception as exc:
+            self._undecodable(exc)
+            return None
 
     def on_eof(self) -> None:
         """The response body was read to its end."""
