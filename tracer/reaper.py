@@ -236,9 +236,9 @@ def _end(recorder: Abandonable, at_ns: int, reason: str) -> None:
 def settle(timeout: float = SETTLE_SECONDS) -> bool:
     """Wait until every abandoned stream handed over so far has its span ended (at most
     ``timeout`` seconds, and never more than :data:`SETTLE_SECONDS`; at once when there is
-    none), so that a flush finds it. Returns whether
-    a span was ended here since the previous call (a flush must then gather MLflow's spans
-    again). Called before the tracer's and MLflow's flushes (:func:`tracer.export.flush`)."""
+    none), so that a flush finds it. Returns whether a span was ended since the previous call
+    (a flush must then gather MLflow's spans again). Called before the tracer's and MLflow's
+    flushes (:func:`tracer.export.before_flush`)."""
     state = _state
     if state.pid != os.getpid():
         return False
