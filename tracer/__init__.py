@@ -1,15 +1,29 @@
-"""A wire-level tracer for LLM APIs: an httpx transport that records every OpenAI-compatible
-call as an MLflow span, without patching any SDK.
+"""A wire-level tracer for LLM APIs: an httpx transport that records every LLM call as an
+MLflow span, without patching any SDK.
+
+    import tracer
+
+    tracer.instrument()   # every httpx, httpx2 and aiohttp client of the process
 
     from openai import OpenAI
     from tracer import TracedClient
 
-    client = OpenAI(http_client=TracedClient())
+    client = OpenAI(http_client=TracedClient())   # or one client at a time
+
+The names are imported on first use, so ``import tracer`` (and ``tracer.instrument()`` in a
+program that makes no LLM call) does not import MLflow.
 """
 
-from tracer.client import TracedAsyncClient, TracedClient, wrap
-from tracer.config import TracerConfig
-from tracer.transport import AsyncTracingTransport, TracingTransport
+from __future__ import annotations
+
+import importlib
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from tracer.client import TracedAsyncClient, TracedClient, wrap
+    from tracer.config import TracerConfig
+    from tracer.instrumentation import instrument, instrumented, uninstrument
+    from tracer.transport import AsyncTracingTransport, TracingTransport
 
 __all__ = [
     "AsyncTracingTransport",
@@ -17,6 +31,34 @@ __all__ = [
     "TracedClient",
     "TracerConfig",
     "TracingTransport",
+    "instrument",
+    "instrumented",
+    "uninstrument",
     "wrap",
 ]
 __version__ = "0.1.0"
+
+_HOME = {
+    "AsyncTracingTransport": "tracer.transport",
+    "TracingTransport": "tracer.transport",
+    "TracedAsyncClient": "tracer.client",
+    "TracedClient": "tracer.client",
+    "wrap": "tracer.client",
+    "TracerConfig": "tracer.config",
+    "instrument": "tracer.instrumentation",
+    "instrumented": "tracer.instrumentation",
+    "uninstrument": "tracer.instrumentation",
+}
+
+
+def __getattr__(name: str) -> Any:
+    home = _HOME.get(name)
+    if home is None:
+        raise AttributeError(f"module 'tracer' has no attribute {name!r}")
+    value = getattr(importlib.import_module(home), name)
+    globals()[name] = value
+    return value
+
+
+def __dir__() -> list[str]:
+    return sorted([*globals(), *__all__])

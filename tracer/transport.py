@@ -18,12 +18,12 @@ from typing import Any
 import httpx
 from httpx._decoders import SUPPORTED_DECODERS, MultiDecoder
 
-from tracer import multipart, reaper, routes, spans
+from tracer import multipart, nesting, reaper, routes, spans
 from tracer.config import TracerConfig
 from tracer.failsafe import internal_error
 from tracer.recorder import ContentDecoder, Recorder, RequestInfo
 
-__all__ = ["AsyncTracingTransport", "TracingTransport"]
+__all__ = ["AsyncTracingTransport", "TracingTransport", "begin_recording"]
 
 
 class Library:
@@ -67,7 +67,7 @@ HTTPX = Library("httpx", httpx.RequestNotRead, list(SUPPORTED_DECODERS), _httpx_
 
 def _begin(request: Any, config: TracerConfig, library: Library) -> Recorder | None:
     """A recorder for ``request`` if it is a traced LLM call, else ``None``."""
-    if not config.enabled:
+    if not config.enabled or nesting.inside():
         return None
     try:
         url = request.url
@@ -86,10 +86,18 @@ def _begin(request: Any, config: TracerConfig, library: Library) -> Recorder | N
     except Exception as exc:
         internal_error("routing a request", exc, strict=config.strict)
         return None
+    return begin_recording(route, info, config, request.headers)
+
+
+def begin_recording(
+    route: routes.RouteMatch, info: RequestInfo, config: TracerConfig, headers: Any
+) -> Recorder | None:
+    """Start the span of a routed request; add the trace context to its (mutable) ``headers``
+    when ``config.propagate_context``. ``None`` when the call goes on untraced."""
     recorder = Recorder.begin(route, info, config)
     if recorder is not None and config.propagate_context:
         try:
-            request.headers.update(spans.traceparent(recorder.span))
+            headers.update(spans.traceparent(recorder.span))
         except Exception as exc:
             internal_error("propagating the trace context", exc, strict=config.strict)
     return recorder
@@ -202,11 +210,14 @@ class SyncTracing:
         recorder = _begin(request, self.config, self.library)
         if recorder is None:
             return self.transport.handle_request(request)
+        token = nesting.enter()
         try:
             response = self.transport.handle_request(request)
         except BaseException as exc:
             recorder.on_error(exc)
             raise
+        finally:
+            nesting.leave(token)
         return _observe(response, recorder, self.stream_class, self.library)
 
     def close(self) -> None:
@@ -232,11 +243,14 @@ class AsyncTracing:
         recorder = _begin(request, self.config, self.library)
         if recorder is None:
             return await self.transport.handle_async_request(request)
+        token = nesting.enter()
         try:
             response = await self.transport.handle_async_request(request)
         except BaseException as exc:
             recorder.on_error(exc)
             raise
+        finally:
+            nesting.leave(token)
         return _observe(response, recorder, self.stream_class, self.library)
 
     async def aclose(self) -> None:
