@@ -7,6 +7,8 @@ span per call, holding the answer the caller got.
 from __future__ import annotations
 
 import asyncio
+import json
+import logging
 from collections.abc import Iterator
 
 import anthropic
@@ -227,3 +229,167 @@ def test_uninstrument_restores_exactly() -> None:
     tracer.uninstrument()
     assert not tracer.instrumented()
     assert all(cls.__dict__.get(name) is f for (cls, name), f in originals.items())
+
+
+def test_non_llm_post_goes_through_byte_for_byte(server: DevServer, instrumented: None) -> None:
+    """A request no route matches reaches the server as it would without the tracer: no
+    trace header added, the same body."""
+    body = b'{"purpose": "fine-tune", "x": [1, 2, 3]}'
+    with httpx.Client() as client:
+        tracer.uninstrument()
+        client.post(f"{server.base_url}/files", content=body, headers={"x-k": "1"})
+        tracer.instrument()
+        client.post(f"{server.base_url}/files", content=body, headers={"x-k": "1"})
+    bare, through = server.requests[-2:]
+    assert through.body == bare.body == body
+    assert through.headers == bare.headers
+    assert "traceparent" not in through.headers
+
+
+# --------------------------------------------------------------------------------------------
+# aiohttp sessions, used directly
+# --------------------------------------------------------------------------------------------
+
+
+def test_aiohttp_session_built_before_the_line(server: DevServer, experiment: str) -> None:
+    import aiohttp
+
+    seen: list[str] = []
+
+    async def own_middleware(request, handler):  # the session's own, kept
+        seen.append(str(request.url))
+        return await handler(request)
+
+    async def call() -> tuple[str, str]:
+        async with aiohttp.ClientSession(middlewares=(own_middleware,)) as session:
+            tracer.instrument()
+            body = {"model": MODEL, "messages": ASK}
+            async with session.post(f"{server.base_url}/chat/completions", json=body) as r:
+                plain = (await r.json())["choices"][0]["message"]["content"]
+            body = {**body, "stream": True}
+            text = []
+            async with session.post(f"{server.base_url}/chat/completions", json=body) as r:
+                async for line in r.content:
+                    if line.startswith(b"data: {"):
+                        delta = json.loads(line[6:])["choices"][0]["delta"]
+                        text.append(delta.get("content") or "")
+            return plain, "".join(text)
+
+    try:
+        plain, streamed = asyncio.run(call())
+    finally:
+        tracer.uninstrument()
+    assert len(seen) == 2
+    first, second = llm_spans(experiment)
+    assert first.outputs["choices"][0]["message"]["content"] == plain
+    assert second.outputs["choices"][0]["message"]["content"] == streamed
+    assert second.attributes["stream.completed"] is True
+    assert first.attributes["http.response.status_code"] == 200
+
+
+def test_aiohttp_stream_released_early(
+    server: DevServer, experiment: str, instrumented: None
+) -> None:
+    import aiohttp
+
+    async def call() -> bytes:
+        async with aiohttp.ClientSession() as session:
+            body = {"model": MODEL, "messages": ASK, "stream": True}
+            async with session.post(f"{server.base_url}/chat/completions", json=body) as r:
+                first = await r.content.readline()
+                assert await r.content.readline() == b"\n"  # one whole event read,
+                return first  # then the response is released, the rest unread
+
+    first = asyncio.run(call())
+    assert first.startswith(b"data: ")
+    span = one_llm_span(experiment)
+    assert span.attributes["stream.completed"] is False
+    assert span.status.status_code == "OK"
+
+
+def test_openai_over_aiohttp_gives_one_span(
+    server: DevServer, experiment: str, instrumented: None
+) -> None:
+    """openai's aiohttp-backed httpx client: the httpx layer and the aiohttp layer both see
+    the call; it is recorded once."""
+
+    async def call() -> str:
+        async with openai.AsyncOpenAI(
+            api_key=API_KEY,
+            base_url=server.base_url,
+            max_retries=0,
+            http_client=openai.DefaultAioHttpClient(),
+        ) as client:
+            reply = await client.chat.completions.create(model=MODEL, messages=ASK)
+            return reply.choices[0].message.content or ""
+
+    text = asyncio.run(call())
+    span = one_llm_span(experiment)
+    assert span.outputs["choices"][0]["message"]["content"] == text
+
+
+# --------------------------------------------------------------------------------------------
+# Bad input
+# --------------------------------------------------------------------------------------------
+
+
+def test_instrument_twice_still_one_span_and_the_newest_config(
+    server: DevServer, experiment: str
+) -> None:
+    client = openai.OpenAI(api_key=API_KEY, base_url=server.base_url, max_retries=0)
+    tracer.instrument()
+    try:
+        tracer.instrument()
+        tracer.instrument(tracer.TracerConfig(capture_content=False))
+        client.chat.completions.create(model=MODEL, messages=ASK)
+    finally:
+        tracer.uninstrument()
+    span = one_llm_span(experiment)
+    assert QUESTION not in json.dumps(span.inputs)
+
+
+def test_uninstrument_without_instrument_changes_nothing(
+    server: DevServer, experiment: str
+) -> None:
+    before = httpx2.Client.__dict__["_transport_for_url"]
+    tracer.uninstrument()
+    assert httpx2.Client.__dict__["_transport_for_url"] is before
+    assert not tracer.instrumented()
+    client = openai.OpenAI(api_key=API_KEY, base_url=server.base_url, max_retries=0)
+    client.chat.completions.create(model=MODEL, messages=ASK)
+    assert llm_spans(experiment) == []
+
+
+class _Opaque(httpx.BaseTransport):
+    """A working transport the tracer cannot look at: asking its class raises."""
+
+    def __init__(self) -> None:
+        self._inner = httpx.HTTPTransport()
+
+    @property  # type: ignore[misc]
+    def __class__(self) -> type:
+        raise RuntimeError("opaque proxy")
+
+    def handle_request(self, request: httpx.Request) -> httpx.Response:
+        return self._inner.handle_request(request)
+
+
+def test_transport_that_cannot_be_wrapped(
+    server: DevServer, experiment: str, instrumented: None, caplog: pytest.LogCaptureFixture
+) -> None:
+    import tracer.transport  # noqa: F401  (so the already-traced check runs)
+
+    client = openai.OpenAI(
+        api_key=API_KEY,
+        base_url=server.base_url,
+        max_retries=0,
+        http_client=httpx.Client(transport=_Opaque()),
+    )
+    with caplog.at_level(logging.DEBUG, logger="tracer"):
+        for _ in range(2):
+            reply = client.chat.completions.create(model=MODEL, messages=ASK)
+            assert reply.choices[0].message.content
+    warnings = [r for r in caplog.records if r.levelno == logging.WARNING]
+    assert len(warnings) == 1, [r.getMessage() for r in warnings]
+    assert "_Opaque" in warnings[0].getMessage()
+    assert llm_spans(experiment) == []

@@ -150,10 +150,11 @@ def test_the_wheel_installs_cleanly_with_only_the_runtime_dependencies(
         entry_points.read_string(archive.read(f"{info}/entry_points.txt").decode())
         metadata = Parser().parsestr(archive.read(f"{info}/METADATA").decode())
     assert "tracer/py.typed" in names
+    assert "tracer/_bootstrap/sitecustomize.py" in names  # for `llm-tracer run`
     assert {"tracer/__init__.py", "tracer/apis/chat.py", "tracer/_devserver/chat.py"} <= set(names)
     assert {n.split("/")[0] for n in names} == {"tracer", info}  # no tests, examples, bench
     assert not [n for n in names if "__pycache__" in n or n.endswith(".pyc")]
-    assert dict(entry_points["console_scripts"]) == {"llm-tracer": "tracer.cli:main"}
+    assert dict(entry_points["console_scripts"]) == {"llm-tracer": "tracer.__main__:main"}
     assert dict(entry_points["pytest11"]) == {"llm_tracer": "tracer.pytest_plugin"}
     unconditional = [r for r in metadata.get_all("Requires-Dist") or [] if "extra ==" not in r]
     assert {requirement_name(r) for r in unconditional} == RUNTIME_DEPENDENCIES

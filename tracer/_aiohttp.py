@@ -18,8 +18,6 @@ from collections.abc import Awaitable, Callable
 from types import ModuleType
 from typing import Any
 
-import httpx
-
 from tracer import instrumentation, nesting, routes
 from tracer.config import TracerConfig
 from tracer.failsafe import internal_error
@@ -121,6 +119,8 @@ async def _begin(request: Any, route: routes.RouteMatch, config: TracerConfig) -
 
 
 def _observe(response: Any, recorder: Any, decompressed: bool) -> None:
+    import httpx
+
     from tracer._aiohttp_content import ObservedContent
     from tracer.transport import HTTPX
 

@@ -9,6 +9,9 @@ default experiment)::
     llm-tracer show TRACE_ID                     # one trace in full, span by span
     llm-tracer export [--limit N] [--output F]   # traces as JSON lines (Trace.to_json())
 
+and ``llm-tracer run -- COMMAND``, which runs a program with the tracer in place (see
+:mod:`tracer.run`).
+
 Only MLflow's tracing API is used (``mlflow.search_traces`` and the tracing client), so the
 command works with the lightweight ``mlflow-tracing`` package against a tracking server.
 Failures (an unknown trace, an unreachable store) are reported on one line with exit code 1.
@@ -95,6 +98,12 @@ def main(argv: Sequence[str] | None = None, *, prog: str = PROG) -> int:
     0 on success, 1 on a reported error (one line on stderr), 2 on a usage error (from
     argparse), 130 when interrupted.
     """
+    if argv is None:
+        argv = sys.argv[1:]
+    if list(argv[:1]) == ["run"]:  # not a store command: see tracer.run
+        from tracer.run import main as run
+
+        return run(argv[1:], prog=prog)
     parser = build_parser(prog)
     args = parser.parse_args(argv)
     if args.experiment is not None and args.experiment_id is not None:
@@ -121,7 +130,8 @@ def main(argv: Sequence[str] | None = None, *, prog: str = PROG) -> int:
 
 
 def build_parser(prog: str = PROG) -> argparse.ArgumentParser:
-    """The argument parser: global store options, then ``list``, ``show`` or ``export``."""
+    """The argument parser: global store options, then ``list``, ``show`` or ``export``
+    (``run`` is listed, and handled by :func:`main` before parsing)."""
     parser = argparse.ArgumentParser(
         prog=prog,
         description=_DESCRIPTION,
@@ -190,6 +200,13 @@ def build_parser(prog: str = PROG) -> argparse.ArgumentParser:
     )
     _add_store_options(export_cmd, default=argparse.SUPPRESS)
     export_cmd.set_defaults(run=cmd_export)
+
+    # Listed for --help; `main` hands `run ...` to tracer.run before parsing.
+    commands.add_parser(
+        "run",
+        help="run a command with every LLM call of its Python processes traced",
+        description="llm-tracer run [--] COMMAND [ARGS...]: see `llm-tracer run --help`.",
+    )
     return parser
 
 

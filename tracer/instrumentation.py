@@ -90,7 +90,9 @@ class _State:
 
 
 _state: _State | None = None
-_lock = threading.Lock()
+# Reentrant: patching one library can import another (the import hook then patches it on the
+# same thread, inside the first patch).
+_lock = threading.RLock()
 _lock_pid = os.getpid()
 
 
@@ -100,7 +102,7 @@ def _locked() -> Iterator[None]:
     it at the fork, and that thread does not exist in the child)."""
     global _lock, _lock_pid
     if _lock_pid != os.getpid():
-        _lock, _lock_pid = threading.Lock(), os.getpid()
+        _lock, _lock_pid = threading.RLock(), os.getpid()
     with _lock:
         yield
 
