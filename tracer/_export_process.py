@@ -7,6 +7,7 @@ import atexit
 import base64
 import contextlib
 import json
+import multiprocessing.process as multiprocessing_process
 import multiprocessing.util as multiprocessing_util
 import os
 import pickle
@@ -135,6 +136,10 @@ class ExportProcess:
         self._pid = os.getpid()
         self._reset()
         multiprocessing_util.register_after_fork(self, ExportProcess._close_with_worker)
+        if multiprocessing_process.parent_process() is not None:
+            # Built inside a worker (the tracer first used there, as under instrument()):
+            # no after-fork registration ran for it.
+            ExportProcess._close_with_worker(self)
 
     def _mine(self) -> None:
         """In a forked child (the first time it calls in), start clean: the parent's pipes,
