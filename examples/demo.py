@@ -56,6 +56,7 @@ def main() -> None:
         import async_chat
         import basic
         import function_calling
+        import one_line
         import other_providers
         import streaming
 
@@ -66,6 +67,7 @@ def main() -> None:
             ("Function calling (agent + tools)", function_calling),
             ("Async (two concurrent calls)", async_chat),
             ("Gemini, Ollama and Cohere (the local server)", other_providers),
+            ("One line: tracer.instrument(), each SDK's own client", one_line),
         ]:
             print(f"\n=== {title}: examples/{module.__name__}.py ===")
             module.main()

@@ -15,6 +15,7 @@ import mlflow
 import pytest
 from mlflow.entities import Span, SpanType, Trace
 
+import tracer
 from tracer.devserver import DevServer
 from tracer.show import render_trace, render_traces
 
@@ -249,3 +250,19 @@ def test_other_providers(
         rendered = render_trace(trace)
         assert "in:  What is the capital of France?" in rendered
         assert f"out: {text}" in rendered
+
+
+def test_one_line(
+    experiment_id: str, devserver: DevServer, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("GEMINI_BASE_URL", devserver.url)
+    openai_text, gemini_text = example("one_line").main()
+
+    openai_trace, gemini_trace = read_traces(experiment_id)
+    (chat,) = llm_spans(openai_trace)
+    assert message(chat)["content"] == openai_text
+    assert "Paris" in openai_text
+    (gemini,) = llm_spans(gemini_trace)
+    parts = gemini.outputs["candidates"][0]["content"]["parts"]
+    assert [p["text"] for p in parts if not p.get("thought")] == [gemini_text]
+    assert not tracer.instrumented()
