@@ -102,7 +102,8 @@ def test_run_costs_a_program_without_llm_calls_no_import(
     probe = (
         "import sys, tracer; "
         "print(tracer.instrumented(), "
-        "[m for m in ('mlflow', 'httpx', 'httpx2', 'aiohttp', 'openai') if m in sys.modules])"
+        "[m for m in ('mlflow', 'httpx', 'httpx2', 'aiohttp', 'openai', 'pydantic') "
+        "if m in sys.modules])"
     )
     env = environment(server, tracking_store, experiment)
     done = run([LLM_TRACER, "run", "--", sys.executable, "-c", probe], env)

@@ -34,11 +34,12 @@ import threading
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from types import ModuleType
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from tracer import routes
-from tracer.config import TracerConfig
 from tracer.failsafe import internal_error, warn_once
+
+if TYPE_CHECKING:
+    from tracer.config import TracerConfig
 
 __all__ = ["LIBRARIES", "current_config", "instrument", "instrumented", "uninstrument"]
 
@@ -81,6 +82,8 @@ class _State:
     def config(self) -> TracerConfig:
         config = self._config
         if config is None:  # built on first use: TRACER_* as they are then
+            from tracer.config import TracerConfig
+
             config = self._config = TracerConfig()
         return config
 
@@ -258,6 +261,8 @@ class _Gate:
         if state is None or request.method != "POST":
             return None
         try:
+            from tracer import routes  # imported at the first POST, not at start-up
+
             config = state.config
             if not config.enabled or routes.match("POST", request.url.path, config.routes) is None:
                 return None
