@@ -9,7 +9,10 @@ from __future__ import annotations
 import asyncio
 import json
 import logging
+import sys
+import threading
 from collections.abc import Iterator
+from types import ModuleType
 
 import anthropic
 import httpx
@@ -393,3 +396,61 @@ def test_transport_that_cannot_be_wrapped(
     assert len(warnings) == 1, [r.getMessage() for r in warnings]
     assert "_Opaque" in warnings[0].getMessage()
     assert llm_spans(experiment) == []
+
+
+def test_aiohttp_without_middlewares_is_left_alone_with_a_warning(
+    monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
+) -> None:
+    old = ModuleType("aiohttp")  # as aiohttp before 3.12: no client middlewares
+
+    class ClientSession:
+        def _request(self, method: str, url: str, **kwargs: object) -> str:
+            return "sent"
+
+    old.ClientSession = ClientSession  # type: ignore[attr-defined]
+    old.__version__ = "3.11.0"  # type: ignore[attr-defined]
+    monkeypatch.setitem(sys.modules, "aiohttp", old)
+    original = ClientSession.__dict__["_request"]
+    with caplog.at_level(logging.WARNING, logger="tracer"):
+        tracer.instrument()
+        try:
+            assert ClientSession.__dict__["_request"] is original
+            assert ClientSession()._request("POST", "http://x/v1/chat/completions") == "sent"
+            assert httpx.Client.__dict__["_transport_for_url"].__module__ == (
+                "tracer.instrumentation"
+            )
+        finally:
+            tracer.uninstrument()
+    (warning,) = [r.getMessage() for r in caplog.records if "aiohttp" in r.getMessage()]
+    assert "aiohttp 3.11.0" in warning
+    assert "3.12" in warning
+
+
+def test_instrument_and_uninstrument_from_many_threads(server: DevServer, experiment: str) -> None:
+    """Racing calls leave the libraries either fully patched or exactly as they were, and
+    requests made meanwhile all succeed."""
+    original = httpx2.Client.__dict__["_transport_for_url"]
+    client = openai.OpenAI(api_key=API_KEY, base_url=server.base_url, max_retries=0)
+    errors: list[BaseException] = []
+
+    def churn(n: int) -> None:
+        try:
+            for i in range(20):
+                (tracer.instrument if (i + n) % 2 else tracer.uninstrument)()
+            client.chat.completions.create(model=MODEL, messages=ASK)
+        except BaseException as exc:  # reported below
+            errors.append(exc)
+
+    threads = [threading.Thread(target=churn, args=(n,)) for n in range(8)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(60)
+    assert errors == []
+    if tracer.instrumented():
+        patched = httpx2.Client.__dict__["_transport_for_url"]
+        assert patched is not original
+        assert patched.__wrapped__ is original
+    tracer.uninstrument()
+    assert httpx2.Client.__dict__["_transport_for_url"] is original
+    assert len(llm_spans(experiment)) <= 8

@@ -53,11 +53,17 @@ _HOME = {
 
 def __getattr__(name: str) -> Any:
     home = _HOME.get(name)
-    if home is None:
-        raise AttributeError(f"module 'tracer' has no attribute {name!r}")
-    value = getattr(importlib.import_module(home), name)
-    globals()[name] = value
-    return value
+    if home is not None:
+        value = getattr(importlib.import_module(home), name)
+        globals()[name] = value
+        return value
+    if not name.startswith("__"):  # a submodule, as after an eager import: tracer.export
+        try:
+            return importlib.import_module(f"tracer.{name}")
+        except ModuleNotFoundError as exc:
+            if exc.name != f"tracer.{name}":
+                raise AttributeError(f"module 'tracer' has no attribute {name!r} ({exc})") from exc
+    raise AttributeError(f"module 'tracer' has no attribute {name!r}")
 
 
 def __dir__() -> list[str]:
