@@ -44,7 +44,11 @@ ENVIRONMENTS: dict[str, tuple[list[str], list[str], str | None]] = {
     "cohere 5.x, groq 0.x": (["cohere>=5,<6", "groq>=0.30,<1"], COHERE_GROQ_SUITE, None),
     # LiteLLM (about 260 MB with its dependencies) is not in the dev extra: its recipe is
     # proven here, in a layer of its own.
-    "litellm": (["litellm>=1.70,<2", "+deps"], ["tests/test_frameworks.py"], "litellm"),
+    "litellm": (
+        ["litellm>=1.70,<2", "+deps"],
+        ["tests/test_frameworks.py", "tests/test_instrument_litellm.py"],
+        "litellm",
+    ),
 }
 
 
