@@ -454,3 +454,27 @@ def test_instrument_and_uninstrument_from_many_threads(server: DevServer, experi
     tracer.uninstrument()
     assert httpx2.Client.__dict__["_transport_for_url"] is original
     assert len(llm_spans(experiment)) <= 8
+
+
+def test_uninstrument_keeps_a_patch_made_on_top(server: DevServer, experiment: str) -> None:
+    """Another instrumentation that wrapped the method after ours keeps its wrapper; ours,
+    left inside it, passes every request through."""
+    original = httpx.Client.__dict__["_transport_for_url"]
+    tracer.instrument()
+    ours = httpx.Client.__dict__["_transport_for_url"]
+
+    def theirs(self: httpx.Client, url: httpx.URL) -> httpx.BaseTransport:
+        return ours(self, url)
+
+    httpx.Client._transport_for_url = theirs  # type: ignore[method-assign]
+    try:
+        tracer.uninstrument()
+        assert httpx.Client.__dict__["_transport_for_url"] is theirs
+        with httpx.Client() as client:
+            reply = client.post(
+                f"{server.base_url}/chat/completions", json={"model": MODEL, "messages": ASK}
+            )
+        assert reply.status_code == 200
+        assert llm_spans(experiment) == []
+    finally:
+        httpx.Client._transport_for_url = original  # type: ignore[method-assign]

@@ -54,16 +54,20 @@ _MISSING = object()
 class _Patch:
     """One attribute of a class replaced, and how to put it back exactly."""
 
-    __slots__ = ("cls", "name", "original")
+    __slots__ = ("cls", "name", "original", "replacement")
 
     def __init__(self, cls: type, name: str, make: Callable[[Any], Any]) -> None:
         self.cls = cls
         self.name = name
         self.original = cls.__dict__.get(name, _MISSING)  # absent: it was inherited
-        replacement = make(getattr(cls, name))
-        setattr(cls, name, replacement)
+        self.replacement = make(getattr(cls, name))
+        setattr(cls, name, self.replacement)
 
     def undo(self) -> None:
+        if self.cls.__dict__.get(self.name) is not self.replacement:
+            # Patched again on top of ours (another instrumentation): putting the original
+            # back would undo theirs too. Ours, left under theirs, passes everything through.
+            return
         if self.original is _MISSING:
             delattr(self.cls, self.name)
         else:
