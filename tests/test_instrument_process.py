@@ -229,3 +229,55 @@ def test_httpx2_and_aiohttp_not_installed(
     assert "WARNING" not in done.stderr
     (span,) = llm_spans(experiment)
     assert span.outputs["choices"][0]["message"]["content"] == done.stdout.strip()
+
+
+EVALUATE = """
+import os
+import mlflow, openai
+from mlflow.entities import Trace
+from mlflow.genai.scorers import scorer
+
+client = openai.OpenAI(api_key="k", base_url=os.environ["BASE_URL"], max_retries=0)
+
+@scorer
+def answered(outputs) -> bool:
+    return bool(outputs)
+
+def predict(question: str) -> str:
+    reply = client.chat.completions.create(
+        model="gpt-4o-mini", messages=[{"role": "user", "content": question}]
+    )
+    return reply.choices[0].message.content
+
+result = mlflow.genai.evaluate(
+    data=[{"inputs": {"question": q}} for q in ("one", "two")],
+    predict_fn=predict,
+    scorers=[answered],
+)
+for trace in result.result_df["trace"]:
+    print(sorted(span.name for span in Trace.from_json(trace).data.spans))
+"""
+
+
+def test_run_and_genai_evaluate_record_each_call_once(
+    server: DevServer, tracking_store: str, experiment: str, tmp_path: Path
+) -> None:
+    """MLflow is imported after the tracer (at start-up): its autologs of the SDKs are still
+    settled before evaluate() could switch OpenAI's on, so each row's trace is the tracer's
+    span alone, as with a TracedClient."""
+    script = tmp_path / "evaluate.py"
+    script.write_text(EVALUATE)
+    env = environment(server, tracking_store, experiment)
+    done = run([LLM_TRACER, "run", "--", sys.executable, str(script)], env)
+    assert done.returncode == 0, done.stderr
+    rows = [line for line in done.stdout.splitlines() if line.startswith("[")]
+    assert rows == ["['chat gpt-4o-mini']"] * 2, done.stdout
+
+
+def test_the_export_process_is_not_instrumented() -> None:
+    from tracer.run import BOOTSTRAP_DIR, environment, without_bootstrap
+
+    env = environment({"PYTHONPATH": "/a"})
+    assert env["PYTHONPATH"].split(os.pathsep) == [BOOTSTRAP_DIR, "/a"]
+    assert without_bootstrap(env)["PYTHONPATH"] == "/a"
+    assert "PYTHONPATH" not in without_bootstrap(environment({}))

@@ -21,6 +21,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from tracer.failsafe import logger, warn_once
+from tracer.run import without_bootstrap
 
 __all__ = [
     "ExportProcess",
@@ -392,7 +393,7 @@ class ExportProcess:
                     [sys.executable, "-c", _BOOT, _SIDECAR, self._warm_uri],
                     stdin=child_stdin,
                     stdout=child_stdout,
-                    env={**os.environ, "PYTHONUNBUFFERED": "1"},
+                    env={**without_bootstrap(os.environ), "PYTHONUNBUFFERED": "1"},
                     # Out of the terminal's process group: a Ctrl-C is the application's.
                     start_new_session=True,
                 )

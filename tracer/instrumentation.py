@@ -48,6 +48,9 @@ _log = logging.getLogger("tracer")
 #: The HTTP libraries :func:`instrument` reaches, by module name.
 LIBRARIES: tuple[str, ...] = ("httpx", "httpx2", "aiohttp")
 
+#: What the import hook watches: the libraries, and MLflow (see :func:`_settle_autolog`).
+_WATCHED: tuple[str, ...] = (*LIBRARIES, "mlflow")
+
 _MISSING = object()
 
 
@@ -139,7 +142,9 @@ def instrument(config: TracerConfig | None = None) -> None:
             module = sys.modules.get(name)
             if module is not None:
                 _patch(state, name, module)
-        if not all(name in state.patched for name in LIBRARIES):
+        if "mlflow" in sys.modules:
+            _settle_autolog(state)
+        if not all(name in sys.modules for name in _WATCHED):
             _add_import_hook()
 
 
@@ -188,6 +193,24 @@ def _patch(state: _State, name: str, module: ModuleType) -> None:
             type(exc).__name__,
             exc,
         )
+
+
+def _settle_autolog(state: _State) -> None:
+    """Mark MLflow's autologs of the SDKs the tracer records off, unless the user configured
+    them (:func:`tracer.spans.settle_autolog`), as a ``TracedClient`` does when it is built:
+    here as soon as MLflow is imported, before ``mlflow.genai.evaluate()`` could switch them
+    on for its run (the call would then be recorded twice). Never raises."""
+    importing = sys.modules.get("tracer.spans")
+    if importing is not None and not hasattr(importing, "settle_autolog"):
+        return  # tracer.spans is importing MLflow: its transport settles them next
+    try:
+        if not state.config.enabled:
+            return
+        from tracer import spans
+
+        spans.settle_autolog()
+    except Exception as exc:
+        internal_error("settling MLflow's autologs", exc, strict=False)
 
 
 def current_config() -> TracerConfig | None:
@@ -315,7 +338,11 @@ def _imported(name: str, module: ModuleType) -> None:
     """``name`` was just imported: patch it if :func:`instrument` is in effect."""
     with _locked():
         state = _state
-        if state is not None:
+        if state is None:
+            return
+        if name == "mlflow":
+            _settle_autolog(state)
+        else:
             _patch(state, name, module)
 
 
@@ -342,8 +369,8 @@ class _PatchingLoader(importlib.abc.Loader):
 
 
 class _ImportHook(importlib.abc.MetaPathFinder):
-    """Finds the libraries of :data:`LIBRARIES` with the other finders, and patches them
-    once they are imported."""
+    """Finds the libraries of :data:`LIBRARIES` (and MLflow) with the other finders, and
+    patches them (settles MLflow's autologs) once they are imported."""
 
     def __init__(self) -> None:
         self._finding = threading.local()
@@ -351,7 +378,7 @@ class _ImportHook(importlib.abc.MetaPathFinder):
     def find_spec(
         self, fullname: str, path: Sequence[str] | None, target: ModuleType | None = None
     ) -> importlib.machinery.ModuleSpec | None:
-        if fullname not in LIBRARIES or getattr(self._finding, "active", False):
+        if fullname not in _WATCHED or getattr(self._finding, "active", False):
             return None
         self._finding.active = True
         try:

@@ -16,7 +16,7 @@ import sys
 from collections.abc import Mapping, Sequence
 from pathlib import Path
 
-__all__ = ["BOOTSTRAP_DIR", "environment", "main"]
+__all__ = ["BOOTSTRAP_DIR", "environment", "main", "without_bootstrap"]
 
 #: The directory put first on ``PYTHONPATH``: it holds only ``sitecustomize.py``.
 BOOTSTRAP_DIR = str(Path(__file__).resolve().with_name("_bootstrap"))
@@ -38,6 +38,19 @@ def environment(base: Mapping[str, str]) -> dict[str, str]:
     rest = [p for p in base.get("PYTHONPATH", "").split(os.pathsep) if p and p != BOOTSTRAP_DIR]
     env = dict(base)
     env["PYTHONPATH"] = os.pathsep.join([BOOTSTRAP_DIR, *rest])
+    return env
+
+
+def without_bootstrap(base: Mapping[str, str]) -> dict[str, str]:
+    """``base`` with the bootstrap directory taken off ``PYTHONPATH``: for the tracer's own
+    helper processes, which must not trace themselves."""
+    env = dict(base)
+    if BOOTSTRAP_DIR in env.get("PYTHONPATH", "").split(os.pathsep):
+        rest = [p for p in env["PYTHONPATH"].split(os.pathsep) if p and p != BOOTSTRAP_DIR]
+        if rest:
+            env["PYTHONPATH"] = os.pathsep.join(rest)
+        else:
+            del env["PYTHONPATH"]
     return env
 
 
