@@ -16,7 +16,7 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Any
 
-__all__ = ["TARGETS", "machine", "render", "summarize", "targets"]
+__all__ = ["TARGETS", "machine", "passthrough_lines", "render", "summarize", "targets"]
 
 MIB = 1024 * 1024
 PACKAGES = (
@@ -24,6 +24,7 @@ PACKAGES = (
     "openai",
     "httpx",
     "httpx2",
+    "aiohttp",
     "mlflow",
     "opentelemetry-sdk",
     "sqlalchemy",
@@ -532,3 +533,40 @@ def render(summary: dict[str, dict[str, Any]], config: dict[str, Any]) -> list[s
         target_rows.append(cells)
     lines += ["", *_table(["target (ratio of medians)", "limit", *traced], target_rows)]
     return lines
+
+
+def passthrough_lines(result: dict[str, Any]) -> list[str]:
+    """Workload 8 (:mod:`bench.passthrough`): non-LLM requests through an instrumented client,
+    as a heading line and a Markdown table."""
+    target = float(result["target"])
+    rows = []
+    for case in result["cases"]:
+        bare, gated = case["variants"]["bare"], case["variants"]["instrumented"]
+        verdict = "met" if case["met"] else "NOT MET"
+        rows.append(
+            [
+                case["case"],
+                f"{_fmt(bare['median_us'])} / {_fmt(bare['p90_us'], 'µs')}",
+                f"{_fmt(gated['median_us'])} / {_fmt(gated['p90_us'], 'µs')}",
+                f"x{case['ratio']:.3f} ({(case['ratio'] - 1) * 100:+.2f} %) {verdict}",
+                f"x{case['control_ratio']:.3f} ({(case['control_ratio'] - 1) * 100:+.2f} %)",
+                _fmt(case["added_us"], "µs"),
+                _fmt(case["added_cpu_us"], "µs"),
+            ]
+        )
+    header = [
+        "non-LLM request",
+        "bare: median / p90",
+        "instrumented: median / p90",
+        f"instrumented / bare (≤ {target:.2f})",
+        "bare again / bare",
+        "wall added",
+        "CPU added",
+    ]
+    skipped = f"; not installed: {', '.join(result['skipped'])}" if result["skipped"] else ""
+    heading = (
+        f"Non-LLM requests through tracer.instrument() (loopback server in its own process): "
+        f"{result['requests_per_variant']} requests per variant and client, in blocks of "
+        f"{result['block']}, the variants taking turns; medians per request{skipped}"
+    )
+    return [heading, "", *_table(header, rows)]

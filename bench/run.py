@@ -5,8 +5,12 @@ Usage (from the project root)::
     .venv/bin/python bench/run.py            # the full benchmark (make bench), a few minutes
     .venv/bin/python bench/run.py --quick    # tiny sizes, about a minute (make bench-quick, CI)
     .venv/bin/python bench/run.py --rounds 3 --calls 20 --modes bare,traced,autolog
+    .venv/bin/python bench/run.py --passthrough-only   # only the non-LLM requests, a minute
 
-One local OpenAI-compatible server (:class:`tracer.devserver.DevServer`) runs in this process,
+First, in this process, non-LLM requests (a GET, a POST to ``/v1/files``) through httpx,
+httpx2 and aiohttp clients, bare and under ``tracer.instrument()`` in turns, against a minimal
+server in a process of its own (``bench/loopback.py``; see :mod:`bench.passthrough`). Then one
+local OpenAI-compatible server (:class:`tracer.devserver.DevServer`) runs in this process,
 for the basic workloads; a second one (``python -m tracer.devserver``) runs in a process of its
 own, for the realistic workload (a multi-turn conversation with parameters). Each mode runs in
 a process of its own (this script with ``--mode``), with its own SQLite MLflow store in a
@@ -42,7 +46,7 @@ ROOT = Path(__file__).resolve().parent.parent
 if __package__ in (None, ""):  # run as a script: make the ``bench`` package importable
     sys.path.insert(0, str(ROOT))
 
-from bench import report  # noqa: E402
+from bench import passthrough, report  # noqa: E402
 from bench.workloads import EXTRA_MODES, MODES, Sizes, mode_env, serve, sizes_dict  # noqa: E402
 
 #: Seconds a mode process may take to answer one command before the run is abandoned.
@@ -60,13 +64,16 @@ class Profile:
     concurrent_rounds: int
     memory_rounds: int
     sizes: Sizes
+    #: Non-LLM requests per variant and client (:mod:`bench.passthrough`; 0: skip them).
+    passthrough: int
 
 
-FULL = Profile(rounds=5, concurrent_rounds=2, memory_rounds=1, sizes=Sizes())
+FULL = Profile(rounds=5, concurrent_rounds=2, memory_rounds=1, sizes=Sizes(), passthrough=4000)
 QUICK = Profile(
     rounds=1,
     concurrent_rounds=1,
     memory_rounds=1,
+    passthrough=30,
     sizes=Sizes(
         calls=5,
         stream_calls=3,
@@ -169,10 +176,18 @@ def _python_path(env: dict[str, str]) -> str:
 def separate_devserver() -> Iterator[str]:
     """A ``python -m tracer.devserver`` process for the realistic workload; yields its base
     URL (the first line it prints) and stops it on leaving, also on failure."""
+    with _server_process("devserver", ["-m", "tracer.devserver", "--port", "0"]) as base_url:
+        yield base_url
+
+
+@contextlib.contextmanager
+def _server_process(name: str, arguments: list[str]) -> Iterator[str]:
+    """``python ARGUMENTS``, a server in a process of its own; yields the URL it prints on its
+    first line and stops it on leaving, also on failure."""
     env = dict(os.environ)
     env["PYTHONPATH"] = _python_path(env)
     process = subprocess.Popen(
-        [sys.executable, "-m", "tracer.devserver", "--port", "0"],
+        [sys.executable, *arguments],
         cwd=ROOT,
         env=env,
         stdin=subprocess.DEVNULL,
@@ -184,14 +199,14 @@ def separate_devserver() -> Iterator[str]:
         assert process.stdout is not None
         stdout = process.stdout
         threading.Thread(
-            target=lambda: first.put(stdout.readline()), daemon=True, name="bench-devserver"
+            target=lambda: first.put(stdout.readline()), daemon=True, name=f"bench-{name}"
         ).start()
         try:
             base_url = first.get(timeout=SERVER_START_TIMEOUT_S).strip()
         except queue.Empty:
-            raise BenchError(f"devserver: no URL in {SERVER_START_TIMEOUT_S:.0f} s") from None
+            raise BenchError(f"{name}: no URL in {SERVER_START_TIMEOUT_S:.0f} s") from None
         if not base_url.startswith("http"):
-            raise BenchError(f"devserver: did not start ({process.poll()}): {base_url!r}")
+            raise BenchError(f"{name}: did not start ({process.poll()}): {base_url!r}")
         yield base_url
     finally:
         process.terminate()
@@ -202,6 +217,22 @@ def separate_devserver() -> Iterator[str]:
             process.wait()
         if process.stdout is not None:
             process.stdout.close()
+
+
+def run_passthrough(requests: int) -> dict[str, Any]:
+    """Workload 8 (:mod:`bench.passthrough`) against ``bench/loopback.py`` in its own process."""
+    block, cycles = passthrough.plan(requests)
+    _progress(
+        f"non-LLM requests, bare and instrumented in turns: {block * cycles} per variant and "
+        f"client, in blocks of {block}"
+    )
+    try:
+        with _server_process("loopback", [str(ROOT / "bench" / "loopback.py")]) as root:
+            return passthrough.measure(root, requests, _progress)
+    except BenchError:
+        raise
+    except Exception as exc:
+        raise BenchError(f"non-LLM requests: {type(exc).__name__}: {exc}") from exc
 
 
 def _template_store(store_root: Path) -> Path:
@@ -258,13 +289,36 @@ def run(args: argparse.Namespace) -> int:
     unknown = [m for m in modes if m not in MODES + EXTRA_MODES]
     if unknown or not modes:
         raise SystemExit(f"unknown modes {unknown}; choose from {MODES + EXTRA_MODES}")
-    out = Path(args.out or (".bench/results-quick.json" if args.quick else ".bench/results.json"))
+    passthrough_requests = profile.passthrough if args.passthrough is None else args.passthrough
+    default_out = ".bench/results-quick.json" if args.quick else ".bench/results.json"
+    if args.passthrough_only:
+        default_out = default_out.replace("results", "passthrough")
+    out = Path(args.out or default_out)
     if not out.is_absolute():
         out = ROOT / out
 
+    run_started = time.perf_counter()
     info = report.machine()
     for line in report.machine_lines(info):
         _progress(line)
+    passthrough_result: dict[str, Any] | None = None
+    passthrough_table: list[str] = []
+    if passthrough_requests > 0 or args.passthrough_only:
+        try:
+            passthrough_result = run_passthrough(max(1, passthrough_requests))
+        except BenchError as exc:
+            _progress(f"benchmark failed: {exc}")
+            return 1
+        passthrough_table = report.passthrough_lines(passthrough_result)
+    if args.passthrough_only:
+        assert passthrough_result is not None
+        print()
+        print("\n".join(report.machine_lines(info)))
+        print()
+        print("\n".join(passthrough_table))
+        document = {"machine": info, "passthrough": passthrough_result, "table": passthrough_table}
+        _write(out, document)
+        return 0
     _progress(
         f"{rounds} round(s) x modes {', '.join(modes)}; sizes: {sizes_dict(sizes)}; "
         f"concurrent streams in {concurrent_rounds} round(s), the memory stream in {memory_rounds}"
@@ -332,10 +386,11 @@ def run(args: argparse.Namespace) -> int:
         "memory_rounds": memory_rounds,
         "modes": modes,
         "quick": args.quick,
+        "passthrough": passthrough_requests,
     }
     summary = report.summarize(results)
     lines = report.render(summary, config)
-    elapsed = time.perf_counter() - started
+    elapsed = time.perf_counter() - run_started  # workload 8 included
     print()
     print("\n".join(report.machine_lines(info)))
     print(
@@ -349,13 +404,15 @@ def run(args: argparse.Namespace) -> int:
     )
     print()
     print("\n".join(lines))
+    if passthrough_table:
+        print()
+        print("\n".join(passthrough_table))
     print()
     for mode, stat in stats.items():
         if mode != "bare":
             print(
                 f"{mode}: {stat['stored_traces']} traces stored for {stat['llm_calls']} LLM calls"
             )
-    out.parent.mkdir(parents=True, exist_ok=True)
     document = {
         "machine": info,
         "config": config,
@@ -366,11 +423,17 @@ def run(args: argparse.Namespace) -> int:
         "targets": report.targets(summary),
         "stores": stats,
         "rounds": results,
-        "table": lines,
+        "passthrough": passthrough_result,
+        "table": lines + (["", *passthrough_table] if passthrough_table else []),
     }
+    _write(out, document)
+    return 0
+
+
+def _write(out: Path, document: dict[str, Any]) -> None:
+    out.parent.mkdir(parents=True, exist_ok=True)
     out.write_text(json.dumps(document, indent=1) + "\n", encoding="utf-8")
     print(f"\nfigures written to {out.relative_to(ROOT) if out.is_relative_to(ROOT) else out}")
-    return 0
 
 
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
@@ -410,6 +473,17 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
         "--realistic-streams",
         type=int,
         help="realistic streams per round, of each length (--stream-chunks, --ttfc-chunks) (30)",
+    )
+    parser.add_argument(
+        "--passthrough",
+        type=int,
+        help="non-LLM requests per variant and client, bare and instrumented (4000; quick 30; "
+        "0: skip)",
+    )
+    parser.add_argument(
+        "--passthrough-only",
+        action="store_true",
+        help="only the non-LLM requests (written to .bench/passthrough.json)",
     )
     parser.add_argument(
         "--modes",
