@@ -22,6 +22,8 @@ import pytest
 from conftest import read_spans
 from google import genai
 from google.genai import types
+from hypothesis import given
+from hypothesis import strategies as st
 from sdk import API_KEY
 
 import tracer
@@ -478,3 +480,24 @@ def test_uninstrument_keeps_a_patch_made_on_top(server: DevServer, experiment: s
         assert llm_spans(experiment) == []
     finally:
         httpx.Client._transport_for_url = original  # type: ignore[method-assign]
+
+
+SEGMENTS = [
+    *("v1", "chat", "completions", "embeddings", "api", "v2", "embed", "models", "x", ""),
+    *("serving-endpoints", "invocations", "gemini-2.5-flash:generateContent", "messages"),
+]
+
+
+@given(
+    st.lists(
+        st.sampled_from(SEGMENTS),
+        max_size=5,
+    ).map(lambda parts: "/" + "/".join(parts))
+    | st.text(alphabet="/abcdemos:v12", max_size=30)
+)
+def test_the_one_pattern_agrees_with_the_route_table(path: str) -> None:
+    """The single search that tells non-LLM requests apart never rejects a routed path."""
+    from tracer import routes
+
+    anywhere = any(route.pattern.search(path) for route in routes.ROUTES)
+    assert (routes.ANY_ROUTE.search(path) is not None) == anywhere

