@@ -3,8 +3,8 @@ calls.
 
 Under :func:`tracer.instrument`, every request of an ``httpx`` / ``httpx2`` client goes through
 the tracer's gate (``tracer.instrumentation._SyncGate`` / ``_AsyncGate``), which sends a request
-that no route matches straight to the client's transport; every POST of an ``aiohttp`` session
-carries the tracer's middleware, which does the same. The target: such a request costs at most
+that no route matches straight to the client's transport; an ``aiohttp`` POST whose path is not
+an LLM route goes on without the tracer's middleware. The target: such a request costs at most
 2 % more than a bare one (:data:`TARGET`), and passes through byte for byte.
 
 Measured in the benchmark's parent process, before anything else runs, against
