@@ -501,3 +501,32 @@ def test_the_one_pattern_agrees_with_the_route_table(path: str) -> None:
 
     anywhere = any(route.pattern.search(path) for route in routes.ROUTES)
     assert (routes.ANY_ROUTE.search(path) is not None) == anywhere
+
+
+@pytest.mark.parametrize("decompress", [True, False])
+def test_aiohttp_compressed_answer(
+    server: DevServer, experiment: str, instrumented: None, decompress: bool
+) -> None:
+    """A gzip answer: aiohttp hands it on decoded (its default) or as sent
+    (``auto_decompress=False``); the span holds the decoded answer either way."""
+    import gzip
+
+    import aiohttp
+
+    async def call() -> bytes:
+        async with aiohttp.ClientSession(auto_decompress=decompress) as session:
+            body = {"model": MODEL, "messages": ASK}
+            headers = {"x-devserver-encoding": "gzip"}
+            url = f"{server.base_url}/chat/completions"
+            async with session.post(url, json=body, headers=headers) as r:
+                assert r.headers["content-encoding"] == "gzip"
+                return await r.read()
+
+    raw = asyncio.run(call())
+    answer = json.loads(raw if decompress else gzip.decompress(raw))
+    span = one_llm_span(experiment)
+    assert (
+        span.outputs["choices"][0]["message"]["content"]
+        == (answer["choices"][0]["message"]["content"])
+    )
+    assert "tracer.problems" not in span.attributes

@@ -1,4 +1,4 @@
-"""``aiohttp`` under :func:`tracer.instrument`: a client middleware on each POST request.
+"""``aiohttp`` under :func:`tracer.instrument`: a client middleware on each POST to an LLM route.
 
 aiohttp's client middlewares (aiohttp 3.12+) are its public way to see each request and its
 response. ``ClientSession._request``, through which every request of a session goes, is
