@@ -33,6 +33,9 @@ def test_public_surface_is_exactly_the_design() -> None:
             "TracingTransport",
             "AsyncTracingTransport",
             "TracerConfig",
+            "instrument",  # tracer.instrument(): every client of the process
+            "uninstrument",
+            "instrumented",
         ]
     )
     for name in tracer.__all__:

@@ -455,7 +455,9 @@ def test_export_layer_sits_below_spans() -> None:
         "tracer.config",
         "tracer.failsafe",
     }
-    assert tracer_modules("tracer._export_process") <= {"tracer.failsafe"}
+    # tracer.run: the bootstrap directory the export process is started without.
+    assert tracer_modules("tracer._export_process") <= {"tracer.failsafe", "tracer.run"}
+    assert tracer_modules("tracer.run") == set()
     for module in ("tracer.config", "tracer.failsafe"):
         assert not {m for m in tracer_modules(module) if "spans" in m or "export" in m}
     assert tracer_modules("tracer._sidecar") == set()
