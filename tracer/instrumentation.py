@@ -12,12 +12,15 @@ google-genai), often with no way to pass one in, but they all meet at the HTTP c
   :class:`~tracer.TracingTransport` around it, exactly as in a ``TracedClient``. Clients
   built before the call are reached as well as those built after.
 - ``aiohttp``: ``ClientSession._request`` adds one client middleware (aiohttp's public
-  extension point, aiohttp 3.12+) to each POST request; see :mod:`tracer._aiohttp`.
+  extension point, aiohttp 3.12+) to each POST to an LLM route; see :mod:`tracer._aiohttp`.
 
 A library imported after :func:`instrument` is patched when it is imported (an import hook on
 ``sys.meta_path``), so ``llm-tracer run`` costs a program that makes no LLM call neither
-MLflow's import nor the libraries'. A call that crosses a client already traced
-(``TracedClient``, :func:`~tracer.wrap`) is recorded once (see :mod:`tracer.nesting`).
+MLflow's import nor the libraries'. The hook also watches MLflow: once it is imported, MLflow's
+autologs of the SDKs are settled as a ``TracedClient`` settles them.
+
+A call that crosses a client already traced (``TracedClient``, :func:`~tracer.wrap`) is
+recorded once (see :mod:`tracer.nesting`).
 
 :func:`uninstrument` puts back the original methods and removes the hook; responses still
 being read finish their spans.
@@ -27,7 +30,6 @@ from __future__ import annotations
 
 import importlib.abc
 import importlib.machinery
-import logging
 import os
 import sys
 import threading
@@ -42,8 +44,6 @@ if TYPE_CHECKING:
     from tracer.config import TracerConfig
 
 __all__ = ["LIBRARIES", "current_config", "instrument", "instrumented", "uninstrument"]
-
-_log = logging.getLogger("tracer")
 
 #: The HTTP libraries :func:`instrument` reaches, by module name.
 LIBRARIES: tuple[str, ...] = ("httpx", "httpx2", "aiohttp")
