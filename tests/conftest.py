@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import os
 
@@ -18,12 +19,15 @@ import time
 import uuid
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import httpx
 import mlflow
 import pytest
 from mlflow.entities import Span, Trace
+from mlflow.utils.autologging_utils import AUTOLOGGING_INTEGRATIONS
 
+import tracer
 from tracer.devserver import DevServer
 
 
@@ -79,6 +83,84 @@ def only_span(experiment_id: str, span_type: str = "CHAT_MODEL") -> Span:
 def only_llm_span(experiment_id: str) -> Span:
     """The single LLM (``CHAT_MODEL``) span the test produced."""
     return only_span(experiment_id)
+
+
+#: The span types of LLM calls.
+LLM_TYPES = ("CHAT_MODEL", "LLM", "EMBEDDING")
+#: The paths of the LLM calls the tests make (``Calls`` counts the requests to them).
+LLM_PATHS = ("/chat/completions", "/responses", "/v1/messages", "/v2/chat", "/api/chat")
+
+
+def llm_spans(experiment_id: str) -> list[Span]:
+    """Every LLM span of the experiment (the tracer's and any framework's), in start order."""
+    return [s for s in read_spans(experiment_id) if s.span_type in LLM_TYPES]
+
+
+def is_wire(span: Span) -> bool:
+    """Whether the tracer recorded the span (a framework's own spans have no ``tracer.api``)."""
+    return span.attributes.get("tracer.api") is not None
+
+
+class Calls:
+    """The LLM requests the local server receives from the moment this is made."""
+
+    def __init__(self, server: DevServer) -> None:
+        self.server = server
+        self.start = len(server.requests)
+
+    def bodies(self) -> list[dict[str, Any]]:
+        return [
+            request.json()
+            for request in self.server.requests[self.start :]
+            if request.method == "POST" and request.path.endswith(LLM_PATHS)
+        ]
+
+
+@pytest.fixture
+def calls(server: DevServer) -> Calls:
+    """The LLM requests the local server receives during the test."""
+    return Calls(server)
+
+
+@pytest.fixture
+def instrumented() -> Iterator[None]:
+    """``tracer.instrument()`` for the test."""
+    tracer.instrument()
+    try:
+        yield
+    finally:
+        tracer.uninstrument()
+
+
+@contextlib.contextmanager
+def autolog(flavor: str, **options: Any) -> Iterator[None]:
+    """``mlflow.<flavor>.autolog(**options)`` for the block; then off, the set-up restored.
+
+    OpenAI's stays configured off, as the tracer leaves it (``tracer.spans.settle_autolog``):
+    had the tracer's first span been started inside the block, it would not mark it off.
+    """
+    integration = getattr(mlflow, flavor)
+    before = AUTOLOGGING_INTEGRATIONS.get(flavor)
+    integration.autolog(**options)
+    try:
+        yield
+    finally:
+        integration.autolog(disable=True)
+        if before is not None:
+            AUTOLOGGING_INTEGRATIONS[flavor] = before
+        elif flavor != "openai":
+            AUTOLOGGING_INTEGRATIONS.pop(flavor, None)
+
+
+def responses_text(span: Span) -> str:
+    """The text of a Responses API span's output messages."""
+    return "".join(
+        part["text"]
+        for item in span.outputs["output"]
+        if item["type"] == "message"
+        for part in item["content"]
+        if part["type"] == "output_text"
+    )
 
 
 def stored(experiment_id: str) -> str:

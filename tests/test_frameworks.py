@@ -12,7 +12,6 @@ installed and are skipped elsewhere.
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import functools
 import json
 import operator
@@ -26,9 +25,8 @@ os.environ.setdefault("LITELLM_LOCAL_MODEL_COST_MAP", "True")
 
 import mlflow
 import pytest
-from conftest import read_spans, read_traces
+from conftest import Calls, autolog, is_wire, read_spans, read_traces, responses_text
 from mlflow.entities import Span, Trace
-from mlflow.utils.autologging_utils import AUTOLOGGING_INTEGRATIONS
 from openai import AsyncOpenAI, OpenAI
 from sdk import API_KEY, WEATHER_TOOL
 
@@ -44,7 +42,6 @@ ANSWER = "The capital of France is Paris."
 WEATHER = "What's the weather in Paris and Tokyo?"
 CITIES = [{"city": "Paris"}, {"city": "Tokyo"}]
 WEATHER_ANSWER = "Based on the tools: Sunny in Paris; Sunny in Tokyo"  # the server's
-LLM_PATHS = ("/chat/completions", "/responses")
 
 
 def get_weather(city: str) -> str:
@@ -55,31 +52,6 @@ def get_weather(city: str) -> str:
 # --------------------------------------------------------------------------------------------
 # What the server received, what the store holds
 # --------------------------------------------------------------------------------------------
-
-
-class Calls:
-    """The LLM requests the local server receives from the moment this is made."""
-
-    def __init__(self, server: DevServer) -> None:
-        self.server = server
-        self.start = len(server.requests)
-
-    def bodies(self) -> list[dict[str, Any]]:
-        return [
-            request.json()
-            for request in self.server.requests[self.start :]
-            if request.method == "POST" and request.path.endswith(LLM_PATHS)
-        ]
-
-
-@pytest.fixture
-def calls(server: DevServer) -> Calls:
-    return Calls(server)
-
-
-def is_wire(span: Span) -> bool:
-    """Whether the tracer recorded the span (a framework's own spans have no ``tracer.api``)."""
-    return span.attributes.get("tracer.api") is not None
 
 
 def wire_spans(experiment: str, calls: Calls) -> list[Span]:
@@ -115,40 +87,9 @@ def tool_arguments(message: dict[str, Any]) -> list[dict[str, Any]]:
     return [json.loads(c["function"]["arguments"]) for c in calls]
 
 
-def responses_text(span: Span) -> str:
-    """The text of a Responses API span's output messages."""
-    return "".join(
-        part["text"]
-        for item in span.outputs["output"]
-        if item["type"] == "message"
-        for part in item["content"]
-        if part["type"] == "output_text"
-    )
-
-
 # --------------------------------------------------------------------------------------------
 # With the framework's own MLflow autolog
 # --------------------------------------------------------------------------------------------
-
-
-@contextlib.contextmanager
-def autolog(flavor: str, **options: Any) -> Iterator[None]:
-    """``mlflow.<flavor>.autolog(**options)`` for the block; then off, the set-up restored.
-
-    OpenAI's stays configured off, as the tracer leaves it (``tracer.spans.settle_autolog``):
-    had the tracer's first span been started inside the block, it would not mark it off.
-    """
-    integration = getattr(mlflow, flavor)
-    before = AUTOLOGGING_INTEGRATIONS.get(flavor)
-    integration.autolog(**options)
-    try:
-        yield
-    finally:
-        integration.autolog(disable=True)
-        if before is not None:
-            AUTOLOGGING_INTEGRATIONS[flavor] = before
-        elif flavor != "openai":
-            AUTOLOGGING_INTEGRATIONS.pop(flavor, None)
 
 
 def ancestors(span: Span, trace: Trace) -> list[Span]:

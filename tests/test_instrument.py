@@ -11,7 +11,6 @@ import json
 import logging
 import sys
 import threading
-from collections.abc import Iterator
 from types import ModuleType
 
 import anthropic
@@ -19,7 +18,7 @@ import httpx
 import httpx2
 import openai
 import pytest
-from conftest import read_spans
+from conftest import llm_spans, read_spans
 from google import genai
 from google.genai import types
 from hypothesis import given
@@ -33,20 +32,6 @@ MODEL = "gpt-4o-mini"
 QUESTION = "What is the capital of France?"
 ASK = [{"role": "user", "content": QUESTION}]
 CLAUDE = "claude-sonnet-4-5"
-LLM_TYPES = ("CHAT_MODEL", "LLM", "EMBEDDING")
-
-
-@pytest.fixture
-def instrumented() -> Iterator[None]:
-    tracer.instrument()
-    try:
-        yield
-    finally:
-        tracer.uninstrument()
-
-
-def llm_spans(experiment: str) -> list:
-    return [s for s in read_spans(experiment) if s.span_type in LLM_TYPES]
 
 
 def one_llm_span(experiment: str):

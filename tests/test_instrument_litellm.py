@@ -14,7 +14,6 @@ from __future__ import annotations
 import asyncio
 import json
 import os
-from collections.abc import Iterator
 from typing import Any
 
 # LiteLLM fetches its model price list from the internet when imported (MLflow imports it to
@@ -22,11 +21,10 @@ from typing import Any
 os.environ.setdefault("LITELLM_LOCAL_MODEL_COST_MAP", "True")
 
 import pytest
-from conftest import read_spans
+from conftest import Calls, llm_spans
 from mlflow.entities import Span
 from sdk import API_KEY
 
-import tracer
 from tracer.devserver import DevServer
 
 # LiteLLM's types, built on first use, carry a TypedDict qualifier pydantic warns it won't enforce.
@@ -38,8 +36,6 @@ QUESTION = "What is the capital of France?"
 ASK = [{"role": "user", "content": QUESTION}]
 ANSWER = "The capital of France is Paris."  # the server's
 ANTHROPIC_KEY = "sk-ant-SECRET-31337"
-LLM_TYPES = ("CHAT_MODEL", "LLM", "EMBEDDING")
-LLM_PATHS = ("/chat/completions", "/v1/messages")
 CALLBACK_LISTS = (
     "callbacks",
     "success_callback",
@@ -67,39 +63,10 @@ def litellm() -> Any:
     return litellm
 
 
-@pytest.fixture
-def instrumented() -> Iterator[None]:
-    tracer.instrument()
-    try:
-        yield
-    finally:
-        tracer.uninstrument()
-
-
-class Calls:
-    """The LLM requests the local server receives from the moment this is made."""
-
-    def __init__(self, server: DevServer) -> None:
-        self.server = server
-        self.start = len(server.requests)
-
-    def bodies(self) -> list[dict[str, Any]]:
-        return [
-            request.json()
-            for request in self.server.requests[self.start :]
-            if request.method == "POST" and request.path.endswith(LLM_PATHS)
-        ]
-
-
-@pytest.fixture
-def calls(server: DevServer) -> Calls:
-    return Calls(server)
-
-
 def one_llm_span(experiment: str, calls: Calls, *secrets: str) -> Span:
     """The single LLM span of the test, recorded by the tracer, for the single LLM request the
     server received; its inputs are the body LiteLLM sent, and no key is in it."""
-    spans = [s for s in read_spans(experiment) if s.span_type in LLM_TYPES]
+    spans = llm_spans(experiment)
     assert len(spans) == 1, [(s.name, s.span_type) for s in spans]
     (span,) = spans
     (body,) = calls.bodies()

@@ -8,7 +8,6 @@ wire span nests under the framework's span and the trace counts each call's toke
 
 from __future__ import annotations
 
-import contextlib
 import functools
 import json
 import operator
@@ -21,13 +20,11 @@ import mlflow
 import ollama
 import openai
 import pytest
-from conftest import read_spans, read_traces
+from conftest import Calls, autolog, is_wire, llm_spans, read_traces, responses_text
 from mlflow.entities import Span, Trace
-from mlflow.utils.autologging_utils import AUTOLOGGING_INTEGRATIONS
 from pydantic import SecretStr
 from sdk import API_KEY
 
-import tracer
 from tracer.devserver import DevServer
 
 MODEL = "gpt-4o-mini"
@@ -36,46 +33,6 @@ ASK = [{"role": "user", "content": QUESTION}]
 ANSWER = "The capital of France is Paris."  # the server's
 WEATHER = "What's the weather in Paris and Tokyo?"
 WEATHER_ANSWER = "Based on the tools: Sunny in Paris; Sunny in Tokyo"  # the server's
-LLM_TYPES = ("CHAT_MODEL", "LLM", "EMBEDDING")
-LLM_PATHS = ("/chat/completions", "/responses", "/v2/chat", "/api/chat")
-
-
-@pytest.fixture
-def instrumented() -> Iterator[None]:
-    tracer.instrument()
-    try:
-        yield
-    finally:
-        tracer.uninstrument()
-
-
-class Calls:
-    """The LLM requests the local server receives from the moment this is made."""
-
-    def __init__(self, server: DevServer) -> None:
-        self.server = server
-        self.start = len(server.requests)
-
-    def bodies(self) -> list[dict[str, Any]]:
-        return [
-            request.json()
-            for request in self.server.requests[self.start :]
-            if request.method == "POST" and request.path.endswith(LLM_PATHS)
-        ]
-
-
-@pytest.fixture
-def calls(server: DevServer) -> Calls:
-    return Calls(server)
-
-
-def is_wire(span: Span) -> bool:
-    """Whether the tracer recorded the span (a framework's own spans have no ``tracer.api``)."""
-    return span.attributes.get("tracer.api") is not None
-
-
-def llm_spans(experiment: str) -> list[Span]:
-    return [s for s in read_spans(experiment) if s.span_type in LLM_TYPES]
 
 
 def one_llm_span(experiment: str, calls: Calls) -> Span:
@@ -106,17 +63,6 @@ def chat_text(span: Span) -> str:
 
 def cohere_text(message: dict[str, Any]) -> str:
     return "".join(c.get("text", "") for c in message.get("content") or [] if c["type"] == "text")
-
-
-def responses_text(span: Span) -> str:
-    """The text of a Responses API span's output messages."""
-    return "".join(
-        part["text"]
-        for item in span.outputs["output"]
-        if item["type"] == "message"
-        for part in item["content"]
-        if part["type"] == "output_text"
-    )
 
 
 # --------------------------------------------------------------------------------------------
@@ -379,23 +325,6 @@ def test_agents_run_sync_with_tools(
 # --------------------------------------------------------------------------------------------
 # With MLflow's own autolog on as well
 # --------------------------------------------------------------------------------------------
-
-
-@contextlib.contextmanager
-def autolog(flavor: str, **options: Any) -> Iterator[None]:
-    """``mlflow.<flavor>.autolog(**options)`` for the block; then off, the set-up restored
-    (OpenAI's stays configured off, as the tracer leaves it: see ``tests/test_frameworks.py``)."""
-    integration = getattr(mlflow, flavor)
-    before = AUTOLOGGING_INTEGRATIONS.get(flavor)
-    integration.autolog(**options)
-    try:
-        yield
-    finally:
-        integration.autolog(disable=True)
-        if before is not None:
-            AUTOLOGGING_INTEGRATIONS[flavor] = before
-        elif flavor != "openai":
-            AUTOLOGGING_INTEGRATIONS.pop(flavor, None)
 
 
 def nested_and_counted_once(experiment: str, calls: Calls) -> tuple[Trace, Span, Span]:
