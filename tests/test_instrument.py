@@ -515,3 +515,29 @@ def test_aiohttp_compressed_answer(
         == (answer["choices"][0]["message"]["content"])
     )
     assert "tracer.problems" not in span.attributes
+
+
+class _Counting(httpx.BaseTransport):
+    """A custom transport an SDK or framework might mount (LiteLLM mounts its own)."""
+
+    def __init__(self) -> None:
+        self.sent = 0
+        self._inner = httpx.HTTPTransport()
+
+    def handle_request(self, request: httpx.Request) -> httpx.Response:
+        self.sent += 1
+        return self._inner.handle_request(request)
+
+
+def test_mounted_and_custom_transports(
+    server: DevServer, experiment: str, instrumented: None
+) -> None:
+    custom = _Counting()
+    with httpx.Client(mounts={server.url: custom}, transport=httpx.MockTransport(None)) as c:
+        client = openai.OpenAI(
+            api_key=API_KEY, base_url=server.base_url, max_retries=0, http_client=c
+        )
+        reply = client.chat.completions.create(model=MODEL, messages=ASK)
+    assert custom.sent == 1
+    span = one_llm_span(experiment)
+    assert span.outputs["choices"][0]["message"]["content"] == reply.choices[0].message.content
