@@ -281,3 +281,45 @@ def test_the_export_process_is_not_instrumented() -> None:
     assert env["PYTHONPATH"].split(os.pathsep) == [BOOTSTRAP_DIR, "/a"]
     assert without_bootstrap(env)["PYTHONPATH"] == "/a"
     assert "PYTHONPATH" not in without_bootstrap(environment({}))
+
+
+POOL_WORK = """
+import os
+import openai
+
+def work(i):
+    client = openai.OpenAI(api_key="k", base_url=os.environ["BASE_URL"], max_retries=0)
+    reply = client.chat.completions.create(
+        model="gpt-4o-mini", messages=[{"role": "user", "content": f"worker {i}"}]
+    )
+    return reply.choices[0].message.content
+"""
+
+POOL = """
+import multiprocessing, sys
+import tracer
+from poolwork import work
+
+if __name__ == "__main__":
+    tracer.instrument()  # the parent makes no traced call before the pool starts
+    pool = multiprocessing.get_context(sys.argv[1]).Pool(2, initializer=tracer.instrument)
+    print(len(pool.map(work, range(6))))
+    pool.close()
+    pool.join()  # the workers end the way multiprocessing ends them
+"""
+
+
+@pytest.mark.parametrize("method", ["fork", "forkserver", "spawn"])
+def test_pool_workers_write_their_traces(
+    server: DevServer, tracking_store: str, experiment: str, tmp_path: Path, method: str
+) -> None:
+    """Workers end with ``os._exit`` (fork, forkserver) after multiprocessing's finalizers
+    only: the export process a worker starts for itself registers one of those."""
+    (tmp_path / "poolwork.py").write_text(POOL_WORK)
+    (tmp_path / "pool.py").write_text(POOL)
+    env = environment(server, tracking_store, experiment, PYTHONPATH=str(tmp_path))
+    done = run([sys.executable, str(tmp_path / "pool.py"), method], env, tmp_path)
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.strip() == "6"
+    questions = sorted(s.inputs["messages"][0]["content"] for s in llm_spans(experiment))
+    assert questions == [f"worker {i}" for i in range(6)]
