@@ -290,6 +290,43 @@ def test_seed_examples_export_to_a_real_mlflow_server(
     ]
 
 
+def test_llm_tracer_run_with_only_the_runtime_dependencies(
+    runtime_python: Path, mlflow_server: tuple[object, str], server: DevServer, tmp_path: Path
+) -> None:
+    """The zero-code form in the production install: an application that never mentions the
+    tracer, started by ``llm-tracer run``, with its default OpenAI client; the span reaches an
+    `mlflow server` (the lightweight package cannot write a local store)."""
+    _, url = mlflow_server
+    app = tmp_path / "app.py"
+    app.write_text(
+        "import openai\n"
+        "client = openai.OpenAI(max_retries=0)\n"
+        "reply = client.chat.completions.create(\n"
+        "    model='gpt-4o-mini', messages=[{'role': 'user', 'content': 'zero code'}]\n"
+        ")\n"
+        "print(reply.choices[0].message.content)\n"
+    )
+    env = {
+        "MLFLOW_TRACKING_URI": url,
+        "MLFLOW_EXPERIMENT_NAME": "zero-code",
+        "OPENAI_BASE_URL": server.base_url,
+        "OPENAI_API_KEY": "sk-test",
+    }
+    llm_tracer = str(runtime_python.parent / "llm-tracer")
+    result = run_command(
+        [llm_tracer, "run", "--", str(runtime_python), str(app)], runtime_python, env
+    )
+    assert result.returncode == 0, result.stderr[-3000:]
+    experiment_id = httpx.get(
+        f"{url}/api/2.0/mlflow/experiments/get-by-name",
+        params={"experiment_name": "zero-code"},
+    ).json()["experiment"]["experiment_id"]
+    (span,) = read_server_spans(url, experiment_id)
+    assert span["span_type"] == "CHAT_MODEL"
+    assert span["inputs"]["messages"] == [{"role": "user", "content": "zero code"}]
+    assert span["outputs"]["choices"][0]["message"]["content"] == result.stdout.strip()
+
+
 def read_server_spans(url: str, experiment_id: str) -> list[dict[str, Any]]:
     """Every span the server stored for the experiment, read back through its REST API (in a
     fresh process: MLflow's artifact proxy wants the tracking URI from the environment)."""
