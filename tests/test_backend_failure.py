@@ -181,3 +181,71 @@ def read_span_names(url: str) -> list[str]:
         [sys.executable, "-c", code], env=env, capture_output=True, text=True, check=True
     )
     return json.loads(out.stdout.strip().splitlines()[-1])
+
+
+ONE_BAD_TRACE = """
+import os, time, mlflow
+from openai import OpenAI
+from tracer import TracedClient, export
+from tracer.devserver import DevServer
+
+mlflow.set_experiment("one-bad-trace")
+with DevServer() as server:
+    client = OpenAI(base_url=server.base_url, api_key="k", max_retries=0,
+                    http_client=TracedClient())
+    for question in ["POISON first", *[f"healthy {i}" for i in range(20)]]:
+        client.chat.completions.create(
+            model="gpt-4o-mini", messages=[{"role": "user", "content": question}]
+        )
+    ok = export.flush(timeout=60)
+    print(ok, export.export_process().stats()["written"], export.export_process().stats()["failed"])
+"""
+
+
+def test_one_trace_the_store_refuses_fails_alone(tmp_path: Path) -> None:
+    """A tracking server that answers HTTP 500 to one trace's writes only (the proxy rejects
+    any body holding the marker): the 20 traces after it are written, and it alone is reported
+    failed, with the store's answer, not as an unreachable store."""
+    port = free_port()
+    server = start_mlflow_server(tmp_path, port)
+    proxy = subprocess.Popen(
+        [
+            sys.executable,
+            str(Path(__file__).with_name("poison_proxy.py")),
+            f"http://127.0.0.1:{port}",
+            "POISON",
+        ],
+        stdout=subprocess.PIPE,
+        text=True,
+    )
+    try:
+        url = proxy.stdout.readline().strip()  # type: ignore[union-attr]
+        env = {k: v for k, v in ENV.items() if not k.startswith("MLFLOW_")}
+        done = subprocess.run(
+            [sys.executable, "-c", ONE_BAD_TRACE],
+            env={**env, "MLFLOW_TRACKING_URI": url},
+            capture_output=True,
+            text=True,
+            timeout=300,
+        )
+        assert done.returncode == 0, done.stderr[-3000:]
+        assert done.stdout.split() == ["False", "20", "1"], done.stderr[-3000:]
+        assert "answered HTTP 500 3 times for this trace" in done.stderr
+        assert "the tracking store is unreachable" not in done.stderr
+        stored = subprocess.run(
+            [
+                sys.executable,
+                "-c",
+                "import mlflow; e = mlflow.get_experiment_by_name('one-bad-trace'); "
+                "print(sorted(t.data.spans[0].inputs['messages'][0]['content'] for t in "
+                "mlflow.search_traces(locations=[e.experiment_id], return_type='list')))",
+            ],
+            env={**env, "MLFLOW_TRACKING_URI": f"http://127.0.0.1:{port}"},
+            capture_output=True,
+            text=True,
+            timeout=120,
+        )
+        assert stored.stdout.strip() == str(sorted(f"healthy {i}" for i in range(20)))
+    finally:
+        proxy.kill()
+        stop_mlflow_server(server)

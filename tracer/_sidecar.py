@@ -17,10 +17,14 @@ Protocol, one JSON document per line. From the application on standard input:
 Back on standard output: ``{"ready": true}`` once started, ``{"ok": [N, ...]}``,
 ``{"failed": [[N, reason], ...]}`` and ``{"flushed": T, "waiting": K}`` (K traces wait for the
 store). A write counts as done only when the store accepted it. A write the store rejects is
-tried once more, then reported failed. A write that finds the store unreachable (connection
-refused, time-out, 5xx, a locked database) waits, with the writes after it, and is tried again
-with back-off and at every flush; a final flush tries once more and reports what still cannot
-be written as failed. A request to a server that does not answer ends after
+tried once more, then reported failed. A write a tracking server answers with a server error
+(a 5xx other than 502, 503 and 504) while it takes other writes, or answers a light read, is
+refused for what it holds: it is tried again without holding the others, and reported failed
+after :data:`MAX_ANSWERED_ERRORS` such answers. A write that finds the store unreachable
+(connection refused, time-out, 408, 429, 502-504, a server error while it takes nothing, a
+locked database) waits, with the writes after it, and is tried again with back-off and at
+every flush; a final flush tries once more and reports what still cannot be written as
+failed. A request to a server that does not answer ends after
 :data:`REQUEST_TIMEOUT` seconds (``MLFLOW_HTTP_REQUEST_TIMEOUT`` where the application sets
 it), without retries: an attempt at a store that is gone ends at its first such request.
 """
@@ -34,6 +38,7 @@ import logging
 import os
 import pickle
 import queue
+import re
 import signal
 import sys
 import threading
@@ -103,6 +108,37 @@ def transient(exc: BaseException) -> bool:
     return False
 
 
+#: How many times the store may answer one write with a server error, while it takes the
+#: others, before that write is reported failed (it will not be taken: a bad trace).
+MAX_ANSWERED_ERRORS = 3
+#: What MLflow's HTTP client raises when a server answered with an error status and no error
+#: document of MLflow's (its retries are off here): ``... (Caused by ResponseError('too many
+#: 500 error responses'))``; with one, it raises a ``RestException`` carrying the status.
+_ANSWERED = re.compile(r"too many (\d{3}) error responses")
+#: Statuses that say the server is busy or that what stands before it is down, not that it
+#: cannot take this payload: the write waits like one to an unreachable store.
+_BUSY_STATUSES = {408, 429, 502, 503, 504}
+
+
+def answered_error(exc: BaseException) -> int | None:
+    """The server-error status (5xx) a tracking server answered the write with, when it did
+    answer and the status does not say it is busy or unreachable; else ``None``."""
+    seen: set[int] = set()
+    error: BaseException | None = exc
+    while error is not None and id(error) not in seen:
+        seen.add(id(error))
+        status: int | None = None
+        if type(error).__name__ == "RestException":  # the server's own error document
+            status = getattr(error, "get_http_status_code", lambda: None)()
+        else:
+            found = _ANSWERED.search(str(error))
+            status = int(found.group(1)) if found is not None else None
+        if status is not None:
+            return status if status >= 500 and status not in _BUSY_STATUSES else None
+        error = error.__cause__ or error.__context__
+    return None
+
+
 def describe(exc: BaseException) -> str:
     return f"{type(exc).__name__}: {exc}"[:400]
 
@@ -139,6 +175,16 @@ class Store:
         from mlflow.utils.workspace_context import ServerWorkspaceContext
 
         return ServerWorkspaceContext(name)
+
+    def answers(self, uri: str, workspace: str | None) -> bool:
+        """Whether the store at ``uri`` answers a light read: it is up, so a write it answers
+        with a server error is refused for what that write holds."""
+        try:
+            with self._workspace(workspace):
+                self.client(uri).store.search_experiments(max_results=1)
+        except Exception:
+            return False
+        return True
 
     def log_spans(
         self, uri: str, workspace: str | None, experiment_id: str, spans: list[Message]
@@ -178,20 +224,29 @@ class Store:
 
 def write(
     store: Store, messages: list[Message]
-) -> tuple[list[int], list[list[Any]], list[Message]]:
+) -> tuple[list[int], list[list[Any]], list[Message], list[Message]]:
     """Write ``messages`` in order: the spans first, in one store call per tracking URI,
     workspace and experiment, then the traces. Returns the ids written, the ids that failed
-    with their reasons, and the messages to try again later (their store is unreachable)."""
+    with their reasons, the messages to try again later in order (their store is unreachable),
+    and those to try again without holding the others (the store answered them with a server
+    error while it took other writes or answered a read: after :data:`MAX_ANSWERED_ERRORS`
+    such answers, one fails alone)."""
     ok: list[int] = []
     failed: list[list[Any]] = []
     later: list[Message] = []
     down: set[str] = set()
+    up: set[str] = set()  # took a write in this call, or answered a read
+    answered: list[tuple[Message, int]] = []
 
     def attempt(message: Message, action: Any) -> None:
         for last_try in (False, True):
             try:
                 action()
             except Exception as exc:
+                status = answered_error(exc)
+                if status is not None:
+                    answered.append((message, status))
+                    return
                 if transient(exc):
                     down.add(message["uri"])
                     later.append(message)
@@ -201,6 +256,7 @@ def write(
                     return
             else:
                 ok.append(message["id"])
+                up.add(message["uri"])
                 return
 
     groups: dict[tuple[str, str | None, str], list[Message]] = defaultdict(list)
@@ -216,7 +272,7 @@ def write(
             spans = [span for message in group for span in message["spans"]]
             store.log_spans(uri, workspace, experiment_id, spans)
         except Exception as exc:
-            if transient(exc):
+            if answered_error(exc) is None and transient(exc):
                 down.add(uri)
                 later.extend(group)
                 continue
@@ -232,6 +288,7 @@ def write(
                 )
         else:
             ok.extend(message["id"] for message in group)
+            up.add(uri)
     for message in messages:
         if message["op"] != "trace":
             continue
@@ -242,7 +299,30 @@ def write(
             message,
             lambda m=message: store.log_trace(m["uri"], m.get("workspace"), m),
         )
-    return ok, failed, later
+    again: list[Message] = []
+    for message, status in answered:
+        message["status"] = status
+        uri = message["uri"]
+        if uri not in up and uri not in down and store.answers(uri, message.get("workspace")):
+            up.add(uri)
+        if uri not in up:  # it takes nothing: it may be failing for every write
+            later.append(message)
+            continue
+        count = message["answered"] = message.get("answered", 0) + 1
+        if count >= MAX_ANSWERED_ERRORS:
+            reason = f"the tracking store answered HTTP {status} {count} times for this trace"
+            failed.append([message["id"], reason])
+        else:
+            again.append(message)
+    later.sort(key=lambda m: m["id"])  # in the order they came
+    return ok, failed, later, again
+
+
+def last_failure(message: Message) -> str:
+    """Why a write still waiting at the end was not written."""
+    if "status" in message:
+        return f"the tracking store answered HTTP {message['status']} for this trace"
+    return "the tracking store was unreachable"
 
 
 def skip_unreachable_catalog() -> None:
@@ -350,26 +430,38 @@ def main() -> None:
                 waiting.extend(work)
                 work = []
         later: list[Message] = []
+        again: list[Message] = []
         for start in range(0, len(work), ACK_EVERY):  # answers as it goes: progress shows
             chunk = work[start : start + ACK_EVERY]
             if later:  # the store is unreachable: the rest waits too, in order
                 later.extend(chunk)
                 continue
-            ok, failed, later = write(store, chunk)
+            ok, failed, later, refused = write(store, chunk)
+            again.extend(refused)
+            if ok:
+                send({"ok": ok})
+            if failed:
+                send({"failed": failed})
+        rounds = 1
+        while again and not later and (flushes or finished) and rounds < MAX_ANSWERED_ERRORS:
+            # Someone waits: settle the writes the store refuses now, not at the timer.
+            rounds += 1
+            ok, failed, later, again = write(store, again)
             if ok:
                 send({"ok": ok})
             if failed:
                 send({"failed": failed})
         if work:
-            waiting.extend(later)
+            waiting.extend(sorted([*later, *again], key=lambda m: m["id"]))
             if later:
                 retry_at = time.monotonic() + backoff
                 backoff = min(backoff * 2, RETRY_MAX)
             else:
                 backoff = RETRY_FIRST
+                if again:  # the store works: try those again soon, with what comes next
+                    retry_at = time.monotonic() + RETRY_FIRST
         if waiting and (finished or any(f.get("final") for f in flushes)):
-            reason = "the tracking store was unreachable"
-            send({"failed": [[m["id"], reason] for m in waiting]})
+            send({"failed": [[m["id"], last_failure(m)] for m in waiting]})
             waiting.clear()
         for flush in flushes:
             traces = sum(message["op"] == "trace" for message in waiting)

@@ -1,0 +1,62 @@
+"""Run by test_backend_failure.py: a proxy in front of a tracking server that answers HTTP 500
+(with MLflow's error document) to every request whose body holds a marker, and forwards the
+rest. One trace the store cannot take, the others healthy.
+
+Usage: poison_proxy.py UPSTREAM_URL MARKER  (prints its own URL, then serves until killed)
+"""
+
+from __future__ import annotations
+
+import sys
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+
+import httpx
+
+UPSTREAM, MARKER = sys.argv[1], sys.argv[2].encode()
+HOP_BY_HOP = {"host", "content-length", "connection", "transfer-encoding", "content-encoding"}
+upstream = httpx.Client(base_url=UPSTREAM, timeout=60)
+
+
+class Proxy(BaseHTTPRequestHandler):
+    protocol_version = "HTTP/1.1"
+
+    def log_message(self, format: str, *args: object) -> None:
+        pass
+
+    def _body(self) -> bytes:
+        if "chunked" not in (self.headers.get("transfer-encoding") or "").lower():
+            return self.rfile.read(int(self.headers.get("content-length") or 0))
+        body = b""
+        while size := int(self.rfile.readline().split(b";")[0].strip() or b"0", 16):
+            body += self.rfile.read(size)
+            self.rfile.readline()
+        while self.rfile.readline() not in (b"\r\n", b"\n", b""):
+            pass
+        return body
+
+    def _reply(self, status: int, headers: list[tuple[str, str]], body: bytes) -> None:
+        self.send_response(status)
+        for name, value in headers:
+            if name.lower() not in HOP_BY_HOP:
+                self.send_header(name, value)
+        self.send_header("Content-Length", str(len(body)))
+        self.end_headers()
+        self.wfile.write(body)
+
+    def _forward(self) -> None:
+        body = self._body()
+        if MARKER in body:
+            error = b'{"error_code": "INTERNAL_ERROR", "message": "this payload breaks the store"}'
+            self._reply(500, [("Content-Type", "application/json")], error)
+            return
+        headers = {k: v for k, v in self.headers.items() if k.lower() not in HOP_BY_HOP}
+        answer = upstream.request(self.command, self.path, content=body, headers=headers)
+        self._reply(answer.status_code, list(answer.headers.items()), answer.content)
+
+    do_GET = do_POST = do_PUT = do_PATCH = do_DELETE = _forward
+
+
+if __name__ == "__main__":
+    server = ThreadingHTTPServer(("127.0.0.1", 0), Proxy)
+    print(f"http://127.0.0.1:{server.server_address[1]}", flush=True)
+    server.serve_forever()
