@@ -134,9 +134,21 @@ def answered_error(exc: BaseException) -> int | None:
             found = _ANSWERED.search(str(error))
             status = int(found.group(1)) if found is not None else None
         if status is not None:
-            return status if status >= 500 and status not in _BUSY_STATUSES else None
+            if status < 500 or status in _BUSY_STATUSES or _says_busy(exc):
+                return None
+            return status
         error = error.__cause__ or error.__context__
     return None
+
+
+def _says_busy(exc: BaseException) -> bool:
+    """Whether a server error's text says the store is busy for every write (a locked
+    database behind the server, a time-out), not that it cannot take this one."""
+    text = describe(exc)
+    return any(marker in text for marker in _BUSY_TEXT)
+
+
+_BUSY_TEXT = tuple(m for m in _TRANSIENT_TEXT if m != "Max retries exceeded")
 
 
 def describe(exc: BaseException) -> str:
@@ -236,6 +248,7 @@ def write(
     later: list[Message] = []
     down: set[str] = set()
     up: set[str] = set()  # took a write in this call, or answered a read
+    probed: set[str] = set()
     answered: list[tuple[Message, int]] = []
 
     def attempt(message: Message, action: Any) -> None:
@@ -303,8 +316,10 @@ def write(
     for message, status in answered:
         message["status"] = status
         uri = message["uri"]
-        if uri not in up and uri not in down and store.answers(uri, message.get("workspace")):
-            up.add(uri)
+        if uri not in up and uri not in down and uri not in probed:
+            probed.add(uri)
+            if store.answers(uri, message.get("workspace")):
+                up.add(uri)
         if uri not in up:  # it takes nothing: it may be failing for every write
             later.append(message)
             continue
