@@ -56,8 +56,8 @@ def without_bootstrap(base: Mapping[str, str]) -> dict[str, str]:
 
 def main(argv: Sequence[str], *, prog: str = "llm-tracer") -> int:
     """Replace this process by ``argv`` (after an optional ``--``), instrumented. Returns only
-    on failure: 2 for a usage error, 127 when the command is not found, 126 when it cannot
-    be run."""
+    when it does not run it: 0 after ``--help``, 2 for a usage error, 127 when the command is
+    not found, 126 when it cannot be run."""
     args = list(argv)
     if args[:1] in (["-h"], ["--help"]):
         sys.stdout.write(USAGE.format(prog=prog))
