@@ -106,6 +106,15 @@ def assert_openai_reply(span: Span, response: Any) -> None:
     assert usage(span) == litellm_usage(response.usage)
 
 
+def assert_streamed_reply(span: Span, chunks: list[Any]) -> None:
+    """The span of a stream LiteLLM read to its end holds the text and usage it handed on."""
+    text = "".join(c.choices[0].delta.content or "" for c in chunks if c.choices)
+    assert span.attributes["stream.completed"] is True
+    assert chat_text(span) == text == ANSWER
+    (final,) = [c for c in chunks if getattr(c, "usage", None)]
+    assert usage(span) == litellm_usage(final.usage)
+
+
 # --------------------------------------------------------------------------------------------
 # openai/ provider: sync, async (LiteLLM's aiohttp transport under httpx), streamed
 # --------------------------------------------------------------------------------------------
@@ -159,13 +168,9 @@ def test_instrument_litellm_stream(
             stream_options={"include_usage": True},
         )
     )
-    text = "".join(c.choices[0].delta.content or "" for c in chunks if c.choices)
     span = one_llm_span(experiment, calls)
     assert span.inputs["stream"] is True
-    assert span.attributes["stream.completed"] is True
-    assert chat_text(span) == text == ANSWER
-    (final,) = [c for c in chunks if getattr(c, "usage", None)]
-    assert usage(span) == litellm_usage(final.usage)
+    assert_streamed_reply(span, chunks)
 
 
 def test_instrument_litellm_astream(
@@ -183,12 +188,7 @@ def test_instrument_litellm_astream(
         return [chunk async for chunk in stream]
 
     chunks = asyncio.run(run())
-    text = "".join(c.choices[0].delta.content or "" for c in chunks if c.choices)
-    span = one_llm_span(experiment, calls)
-    assert span.attributes["stream.completed"] is True
-    assert chat_text(span) == text == ANSWER
-    (final,) = [c for c in chunks if getattr(c, "usage", None)]
-    assert usage(span) == litellm_usage(final.usage)
+    assert_streamed_reply(one_llm_span(experiment, calls), chunks)
 
 
 # --------------------------------------------------------------------------------------------

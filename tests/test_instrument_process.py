@@ -96,6 +96,14 @@ def test_run_reads_tracer_variables_and_keeps_an_existing_sitecustomize(
     assert checked.stdout.strip() == "yes", checked.stderr
 
 
+def run_under_llm_tracer(code: str, server: DevServer, tracking_store: str, experiment: str) -> str:
+    """What ``llm-tracer run -- python -c CODE`` prints (it must succeed)."""
+    env = environment(server, tracking_store, experiment)
+    done = run([LLM_TRACER, "run", "--", sys.executable, "-c", code], env)
+    assert done.returncode == 0, done.stderr
+    return done.stdout.strip()
+
+
 def test_run_costs_a_program_without_llm_calls_no_import(
     server: DevServer, tracking_store: str, experiment: str
 ) -> None:
@@ -105,10 +113,7 @@ def test_run_costs_a_program_without_llm_calls_no_import(
         "[m for m in ('mlflow', 'httpx', 'httpx2', 'aiohttp', 'openai', 'pydantic') "
         "if m in sys.modules])"
     )
-    env = environment(server, tracking_store, experiment)
-    done = run([LLM_TRACER, "run", "--", sys.executable, "-c", probe], env)
-    assert done.returncode == 0, done.stderr
-    assert done.stdout.strip() == "True []"
+    assert run_under_llm_tracer(probe, server, tracking_store, experiment) == "True []"
 
 
 def test_run_imports_in_any_order(server: DevServer, tracking_store: str, experiment: str) -> None:
@@ -118,10 +123,8 @@ def test_run_imports_in_any_order(server: DevServer, tracking_store: str, experi
         "print(httpx.Client._transport_for_url.__module__, "
         "aiohttp.ClientSession._request.__module__)"
     )
-    env = environment(server, tracking_store, experiment)
-    done = run([LLM_TRACER, "run", "--", sys.executable, "-c", probe], env)
-    assert done.returncode == 0, done.stderr
-    assert done.stdout.split() == ["tracer.instrumentation", "tracer._aiohttp"]
+    answer = run_under_llm_tracer(probe, server, tracking_store, experiment)
+    assert answer.split() == ["tracer.instrumentation", "tracer._aiohttp"]
 
 
 @pytest.mark.parametrize(
