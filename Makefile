@@ -40,9 +40,11 @@ bench: $(STAMP)
 bench-quick: $(STAMP)
 	$(BIN)/python bench/run.py --quick
 
-# Where the tracer's time goes on the caller's thread, per workload (docs/performance.md).
+# Where the tracer's time goes on the caller's thread, per workload (docs/performance.md);
+# then the export process's CPU time per trace, by phase.
 profile: $(STAMP)
 	$(BIN)/python bench/profile.py
+	$(BIN)/python bench/profile_export.py
 
 # MLflow UI pictures for the README (docs/images/): a real mlflow server, the demo's traces,
 # headless Chromium (apt-get installs it if missing, as root); not in `test`.

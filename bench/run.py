@@ -4,22 +4,26 @@ Usage (from the project root)::
 
     .venv/bin/python bench/run.py            # the full benchmark (make bench), a few minutes
     .venv/bin/python bench/run.py --quick    # tiny sizes, about a minute (make bench-quick, CI)
+    .venv/bin/python bench/run.py --store server   # one real `mlflow server` for all modes
     .venv/bin/python bench/run.py --rounds 3 --calls 20 --modes bare,traced,autolog
     .venv/bin/python bench/run.py --passthrough-only   # only the non-LLM requests, a minute
 
-First, in this process, non-LLM requests (a GET, a POST to ``/v1/files``) through httpx,
-httpx2 and aiohttp clients, bare and under ``tracer.instrument()`` in turns, against a minimal
-server in a process of its own (``bench/loopback.py``; see :mod:`bench.passthrough`). Then one
-local OpenAI-compatible server (:class:`tracer.devserver.DevServer`) runs in this process,
-for the basic workloads; a second one (``python -m tracer.devserver``) runs in a process of its
-own, for the realistic workload (a multi-turn conversation with parameters). Each mode runs in
-a process of its own (this script with ``--mode``), with its own SQLite MLflow store in a
-temporary directory. The modes take turns: in each round every mode runs every
-workload once, the order of the modes rotating from round to round, so that noise on the
-machine hits all modes alike. At the end the table of medians and p90s, with ratios to bare and
-to autolog and the targets of issue 6 marked met or not, is printed and written, with every
-raw figure, to ``.bench/results.json``. Nothing is asserted: the exit status is non-zero only
-when the benchmark itself failed.
+First, in this process, non-LLM requests (a GET, a POST to ``/v1/files``) through httpx, httpx2
+and aiohttp clients, bare and under ``tracer.instrument()`` in turns, against a minimal server
+in a process of its own (``bench/loopback.py``; see :mod:`bench.passthrough`). Then one local
+OpenAI-compatible server (:class:`tracer.devserver.DevServer`) runs in this process, for the
+basic workloads; a second one (``python -m tracer.devserver``) runs in a process of its own,
+for the realistic workload (a multi-turn conversation with parameters). Each mode runs in a
+process of its own (this script with ``--mode``), with its own SQLite MLflow store in a
+temporary directory; with ``--store server``, all of them send their traces to one real
+``mlflow server`` (SQLite backend in the temporary directory), each to an experiment of its
+own, and the server's CPU time during each workload is reported in rows of its own. The modes
+take turns: in each round every mode runs every workload once, the order of the modes rotating
+from round to round, so that noise on the machine hits all modes alike. At the end the table of
+medians and p90s, with ratios to bare and to autolog and the targets of issue 6 marked met or
+not, is printed and written, with every raw figure, to ``.bench/results.json``
+(``--store server``: ``.bench/results-server.json``). Nothing is asserted: the exit status is
+non-zero only when the benchmark itself failed.
 """
 
 from __future__ import annotations
@@ -32,6 +36,8 @@ import logging
 import os
 import queue
 import shutil
+import signal
+import socket
 import subprocess
 import sys
 import tempfile
@@ -47,12 +53,21 @@ if __package__ in (None, ""):  # run as a script: make the ``bench`` package imp
     sys.path.insert(0, str(ROOT))
 
 from bench import passthrough, report  # noqa: E402
-from bench.workloads import EXTRA_MODES, MODES, Sizes, mode_env, serve, sizes_dict  # noqa: E402
+from bench.workloads import (  # noqa: E402
+    EXTRA_MODES,
+    MODES,
+    Sizes,
+    TrackingServer,
+    mode_env,
+    serve,
+    sizes_dict,
+)
 
 #: Seconds a mode process may take to answer one command before the run is abandoned.
 REPLY_TIMEOUT_S = 1800.0
-#: Seconds the realistic workload's server may take to start (it imports the tracer).
+#: Seconds the realistic workload's server, or the tracking server, may take to start.
 SERVER_START_TIMEOUT_S = 120.0
+STORES = ("sqlite", "server")
 
 
 @dataclass(frozen=True)
@@ -101,9 +116,10 @@ class ModeProcess:
         store_dir: Path,
         sizes: Sizes,
         realistic_url: str | None = None,
+        tracking: TrackingServer | None = None,
     ) -> None:
         self.mode = mode
-        env = mode_env(mode, str(store_dir))
+        env = mode_env(mode, str(store_dir), tracking)
         env["PYTHONPATH"] = _python_path(env)
         command = [sys.executable, str(Path(__file__).resolve()), "--mode", mode]
         command += ["--url", base_url, "--sizes", json.dumps(sizes_dict(sizes))]
@@ -219,6 +235,66 @@ def _server_process(name: str, arguments: list[str]) -> Iterator[str]:
             process.stdout.close()
 
 
+@contextlib.contextmanager
+def tracking_server(directory: Path) -> Iterator[TrackingServer]:
+    """A real ``mlflow server`` on a free loopback port, its SQLite store and artifacts in
+    ``directory`` (as ``tests/conftest.py`` starts one); yields it once it answers ``/health``,
+    and kills it and its workers on leaving, also on failure."""
+    import httpx
+
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        port = int(sock.getsockname()[1])
+    db = directory / "server.db"
+    env = dict(os.environ)
+    env["MLFLOW_MODEL_CATALOG_URI"] = ""  # as in the modes: no network for the price list
+    # Its job runner's eight idle consumers poll all the time (about 20 ms of CPU a second on
+    # 2 cores), which would count as the CPU time of whichever workload runs; traces need none.
+    env["MLFLOW_SERVER_ENABLE_JOB_EXECUTION"] = "false"
+    with (directory / "server.log").open("wb") as log:
+        process = subprocess.Popen(
+            [
+                str(Path(sys.executable).with_name("mlflow")),
+                "server",
+                "--host",
+                "127.0.0.1",
+                "--port",
+                str(port),
+                "--backend-store-uri",
+                f"sqlite:///{db}",
+                "--artifacts-destination",
+                str(directory / "artifacts"),
+                "--workers",
+                "1",
+            ],
+            cwd=directory,
+            env=env,
+            stdin=subprocess.DEVNULL,
+            stdout=log,
+            stderr=subprocess.STDOUT,
+            start_new_session=True,  # its own process group, to kill its workers with it
+        )
+    try:
+        url = f"http://127.0.0.1:{port}"
+        deadline = time.monotonic() + SERVER_START_TIMEOUT_S
+        while True:
+            if process.poll() is not None:
+                raise BenchError(f"mlflow server exited ({process.returncode}); see its log")
+            if time.monotonic() > deadline:
+                raise BenchError(f"mlflow server: not up in {SERVER_START_TIMEOUT_S:.0f} s")
+            try:
+                if httpx.get(f"{url}/health", timeout=1).status_code == 200:
+                    break
+            except httpx.HTTPError:
+                pass
+            time.sleep(0.3)
+        yield TrackingServer(url=url, pid=process.pid, db=str(db))
+    finally:
+        with contextlib.suppress(ProcessLookupError):
+            os.killpg(process.pid, signal.SIGKILL)
+        process.wait(timeout=30)
+
+
 def run_passthrough(requests: int) -> dict[str, Any]:
     """Workload 8 (:mod:`bench.passthrough`) against ``bench/loopback.py`` in its own process."""
     block, cycles = passthrough.plan(requests)
@@ -243,7 +319,7 @@ def _template_store(store_root: Path) -> Path:
     for name in ("mlflow", "alembic"):
         logging.getLogger(name).setLevel(logging.ERROR)
     path = store_root / "template.db"
-    SqlAlchemyStore(f"sqlite:///{path}", str(store_root / "mlruns"))  # type: ignore[no-untyped-call]
+    SqlAlchemyStore(f"sqlite:///{path}", str(store_root / "mlruns"))
     return path
 
 
@@ -258,6 +334,8 @@ def _round_line(mode: str, result: dict[str, Any], seconds: float) -> str:
         f"chat {walls[len(walls) // 2] * 1e3:.2f} ms",
         f"cpu {chat['cpu_s_per_call'] * 1e3:.1f} ms/call",
     ]
+    if chat.get("server_cpu_s_per_call") is not None:
+        parts.append(f"server cpu {chat['server_cpu_s_per_call'] * 1e3:.1f} ms/call")
     if result.get("realistic") and result["realistic"]["chat_wall_s"]:
         walls = sorted(result["realistic"]["chat_wall_s"])
         parts.append(f"realistic chat {walls[len(walls) // 2] * 1e3:.2f} ms")
@@ -293,6 +371,8 @@ def run(args: argparse.Namespace) -> int:
     default_out = ".bench/results-quick.json" if args.quick else ".bench/results.json"
     if args.passthrough_only:
         default_out = default_out.replace("results", "passthrough")
+    elif args.store == "server":
+        default_out = default_out.replace(".json", "-server.json")
     out = Path(args.out or default_out)
     if not out.is_absolute():
         out = ROOT / out
@@ -316,7 +396,11 @@ def run(args: argparse.Namespace) -> int:
         print("\n".join(report.machine_lines(info)))
         print()
         print("\n".join(passthrough_table))
-        document = {"machine": info, "passthrough": passthrough_result, "table": passthrough_table}
+        document: dict[str, Any] = {
+            "machine": info,
+            "passthrough": passthrough_result,
+            "table": passthrough_table,
+        }
         _write(out, document)
         return 0
     _progress(
@@ -331,6 +415,8 @@ def run(args: argparse.Namespace) -> int:
     stats: dict[str, Any] = {}
     startup: dict[str, float] = {}
     processes: dict[str, ModeProcess] = {}
+    tracking_stack = contextlib.ExitStack()  # closed after the modes, which flush on exit
+    store_line = "MLflow store: a SQLite file of its own for each mode process (--store sqlite)"
     try:
         with contextlib.ExitStack() as servers:
             server = servers.enter_context(DevServer())
@@ -338,12 +424,25 @@ def run(args: argparse.Namespace) -> int:
             if sizes.realistic:
                 realistic_url = servers.enter_context(separate_devserver())
                 _progress(f"realistic workload's server (own process) at {realistic_url}")
-            template = _template_store(store_root)
+            tracking: TrackingServer | None = None
+            if args.store == "server":
+                tracking = tracking_stack.enter_context(tracking_server(store_root))
+                _progress(f"tracking server (own process {tracking.pid}) at {tracking.url}")
+                store_line = (
+                    f"MLflow store: one `mlflow server` at {tracking.url} (SQLite backend, 1 "
+                    "worker) for all modes, an experiment each (--store server); its CPU time is "
+                    'in the "tracking server CPU" rows, not in the modes\' CPU rows'
+                )
+            else:
+                template = _template_store(store_root)
             for mode in modes:
                 store = store_root / mode
                 store.mkdir()
-                shutil.copyfile(template, store / "bench.db")
-                processes[mode] = ModeProcess(mode, server.base_url, store, sizes, realistic_url)
+                if tracking is None:
+                    shutil.copyfile(template, store / "bench.db")
+                processes[mode] = ModeProcess(
+                    mode, server.base_url, store, sizes, realistic_url, tracking
+                )
             for mode, process in processes.items():
                 startup[mode] = process.reply()["startup_s"]
             _progress(f"mode processes ready in {time.perf_counter() - started:.1f} s")
@@ -376,6 +475,7 @@ def run(args: argparse.Namespace) -> int:
             process.ask_to_stop()
         for process in processes.values():
             process.stop()
+        tracking_stack.close()
         if not args.keep_store:
             shutil.rmtree(store_root, ignore_errors=True)
 
@@ -387,9 +487,10 @@ def run(args: argparse.Namespace) -> int:
         "modes": modes,
         "quick": args.quick,
         "passthrough": passthrough_requests,
+        "store": args.store,
     }
     summary = report.summarize(results)
-    lines = report.render(summary, config)
+    lines = [store_line, "", *report.render(summary, config)]
     elapsed = time.perf_counter() - run_started  # workload 8 included
     print()
     print("\n".join(report.machine_lines(info)))
@@ -490,7 +591,17 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
         default=",".join(MODES),
         help=f"comma-separated modes (default all of {MODES}; also {EXTRA_MODES})",
     )
-    parser.add_argument("--out", help="JSON file (default .bench/results.json)")
+    parser.add_argument(
+        "--store",
+        choices=STORES,
+        default="sqlite",
+        help="sqlite: a SQLite MLflow store for each mode (default); server: one real `mlflow "
+        "server` for all modes, its CPU time measured apart (.bench/results-server.json)",
+    )
+    parser.add_argument(
+        "--out",
+        help="JSON file (default .bench/results.json; --store server: .bench/results-server.json)",
+    )
     parser.add_argument(
         "--keep-store", action="store_true", help="keep the temporary MLflow stores"
     )

@@ -9,7 +9,10 @@ original standard output (everything else written to standard output goes to sta
 Every figure is measured in this process: wall times with ``time.perf_counter``; CPU time with
 ``time.process_time`` (all threads of the process, so MLflow's background export threads count)
 plus the CPU time of the process's descendants (so an export *process* counts too), read after
-``mlflow.flush_trace_async_logging()`` has waited for the export of everything measured.
+``mlflow.flush_trace_async_logging()`` has waited for the export of everything measured. With a
+tracking server (``bench/run.py --store server``), whose pid is in ``BENCH_SERVER_PID``, the
+server's CPU time (its process and its descendants) is read around the same span, flush
+included, and reported on its own: the modes take turns, so what it did then was for this mode.
 """
 
 from __future__ import annotations
@@ -98,6 +101,15 @@ REALISTIC = Prompt(REALISTIC_MESSAGES, REALISTIC_PARAMS)
 
 
 @dataclass(frozen=True)
+class TrackingServer:
+    """The one ``mlflow server`` of a run with ``--store server``, shared by every mode."""
+
+    url: str
+    pid: int
+    db: str  #: its SQLite backend store, where the stored traces are counted
+
+
+@dataclass(frozen=True)
 class Sizes:
     """How much each workload does in one round."""
 
@@ -122,8 +134,9 @@ class Sizes:
         return self.realistic_calls > 0 or self.realistic_streams > 0
 
 
-def mode_env(mode: str, store_dir: str) -> dict[str, str]:
-    """The environment a mode's process runs with (the caller's, adjusted)."""
+def mode_env(mode: str, store_dir: str, server: TrackingServer | None = None) -> dict[str, str]:
+    """The environment a mode's process runs with (the caller's, adjusted): its own SQLite
+    store in ``store_dir``, or with ``server`` an experiment of its own on that server."""
     env = dict(os.environ)
     for name in (
         "TRACER_EXPORT",
@@ -136,7 +149,15 @@ def mode_env(mode: str, store_dir: str) -> dict[str, str]:
         "MLFLOW_EXPERIMENT_ID",
     ):
         env.pop(name, None)  # each mode runs with the defaults unless it says otherwise
-    env["MLFLOW_TRACKING_URI"] = f"sqlite:///{os.path.join(store_dir, 'bench.db')}"
+    if server is None:
+        env["BENCH_STORE_DB"] = os.path.join(store_dir, "bench.db")
+        env["MLFLOW_TRACKING_URI"] = f"sqlite:///{env['BENCH_STORE_DB']}"
+        env["BENCH_EXPERIMENT"] = EXPERIMENT
+    else:
+        env["BENCH_STORE_DB"] = server.db
+        env["MLFLOW_TRACKING_URI"] = server.url
+        env["BENCH_EXPERIMENT"] = f"{EXPERIMENT}-{mode}"  # the modes' traces counted apart
+        env["BENCH_SERVER_PID"] = str(server.pid)
     env["MLFLOW_MODEL_CATALOG_URI"] = ""  # no network here: don't download the price list
     env["PYTHONUNBUFFERED"] = "1"
     if mode == "traced-noexport":
@@ -164,13 +185,13 @@ def reply_text(chunks: int) -> str:
 # --- CPU time ------------------------------------------------------------------------------
 
 
-def _descendants_cpu() -> float:
-    """CPU seconds used so far by the live descendants of this process (Linux; else 0)."""
+def _processes() -> dict[int, tuple[int, float, float]]:
+    """Every live process: its parent's pid, its CPU seconds so far, and those of its children
+    it has waited for (Linux; else none)."""
     if not os.path.isdir("/proc"):
-        return 0.0
+        return {}
     ticks = os.sysconf("SC_CLK_TCK")
-    parents: dict[int, int] = {}
-    used: dict[int, float] = {}
+    table: dict[int, tuple[int, float, float]] = {}
     for entry in os.listdir("/proc"):
         if not entry.isdigit():
             continue
@@ -180,18 +201,45 @@ def _descendants_cpu() -> float:
         except OSError:
             continue
         fields = stat[stat.rfind(")") + 2 :].split()
-        pid = int(entry)
-        parents[pid] = int(fields[1])
-        used[pid] = (int(fields[11]) + int(fields[12])) / ticks
+        table[int(entry)] = (
+            int(fields[1]),
+            (int(fields[11]) + int(fields[12])) / ticks,
+            (int(fields[13]) + int(fields[14])) / ticks,
+        )
+    return table
+
+
+def _descends(pid: int, root: int, table: dict[int, tuple[int, float, float]]) -> bool:
+    ancestor = table[pid][0] if pid in table else 0
+    while ancestor > 1 and ancestor != root:
+        ancestor = table[ancestor][0] if ancestor in table else 0
+    return ancestor == root
+
+
+def _descendants_cpu() -> float:
+    """CPU seconds used so far by the live descendants of this process (Linux; else 0)."""
+    table = _processes()
     me = os.getpid()
-    total = 0.0
-    for pid in used:
-        ancestor = parents.get(pid, 0)
-        while ancestor > 1 and ancestor != me:
-            ancestor = parents.get(ancestor, 0)
-        if ancestor == me:
-            total += used[pid]
-    return total
+    return sum(used for pid, (_, used, _) in table.items() if _descends(pid, me, table))
+
+
+def server_cpu() -> float | None:
+    """CPU seconds used so far by the tracking server of ``BENCH_SERVER_PID`` (its process and
+    its descendants: the uvicorn worker, the job runner), or ``None`` without one."""
+    root = int(os.environ.get("BENCH_SERVER_PID") or 0)
+    if not root:
+        return None
+    table = _processes()
+    # With the children each process has waited for, a worker that exits in between still counts.
+    return sum(
+        used + waited
+        for pid, (_, used, waited) in table.items()
+        if pid == root or _descends(pid, root, table)
+    )
+
+
+def _per_call(before: float | None, after: float | None, calls: int) -> float | None:
+    return None if before is None or after is None else (after - before) / calls
 
 
 def cpu_seconds() -> tuple[float, float]:
@@ -218,7 +266,8 @@ class Worker:
         self.base_url = base_url
         self.llm_calls = 0
         self._mlflow = mlflow
-        mlflow.set_experiment(EXPERIMENT)
+        experiment = mlflow.set_experiment(os.environ.get("BENCH_EXPERIMENT", EXPERIMENT))
+        self.experiment_id: str = experiment.experiment_id
         if mode == "autolog":
             mlflow.openai.autolog()
         self.client = self._client()
@@ -324,14 +373,17 @@ class Worker:
     def non_streaming(self, calls: int) -> dict[str, Any]:
         """Workloads 1 and 6: wall time per call, and CPU time per call once exported."""
         gc.collect()
+        server0 = server_cpu()
         own0, all0 = cpu_seconds()
         walls = [self.chat() for _ in range(calls)]
         drain = self.flush()
         own1, all1 = cpu_seconds()
+        server1 = server_cpu()
         return {
             "wall_s": walls,
             "cpu_s_per_call": (all1 - all0) / calls,
             "cpu_in_process_s_per_call": (own1 - own0) / calls,
+            "server_cpu_s_per_call": _per_call(server0, server1, calls),
             "drain_s": drain,
         }
 
@@ -339,15 +391,18 @@ class Worker:
         """Workload 2: wall time of a stream of ``chunks`` chunks, read to its end."""
         headers = {"x-devserver-reply": reply_text(chunks)}
         gc.collect()
+        server0 = server_cpu()
         own0, all0 = cpu_seconds()
         results = [self.stream(headers) for _ in range(calls)]
         drain = self.flush()
         own1, all1 = cpu_seconds()
+        server1 = server_cpu()
         return {
             "wall_s": [wall for _, wall, _, _ in results],
             "chunks": results[-1][2],
             "cpu_s_per_call": (all1 - all0) / calls,
             "cpu_in_process_s_per_call": (own1 - own0) / calls,
+            "server_cpu_s_per_call": _per_call(server0, server1, calls),
             "drain_s": drain,
         }
 
@@ -371,12 +426,14 @@ class Worker:
         short_headers = {"x-devserver-reply": reply_text(sizes.ttfc_chunks)}
         calls, streams = sizes.realistic_calls, sizes.realistic_streams
         gc.collect()
+        server0 = server_cpu()
         own0, all0 = cpu_seconds()
         walls = [self.chat(client, REALISTIC) for _ in range(calls)]
         long = [self.stream(long_headers, client, REALISTIC) for _ in range(streams)]
         short = [self.stream(short_headers, client, REALISTIC) for _ in range(streams)]
         drain = self.flush()
         own1, all1 = cpu_seconds()
+        server1 = server_cpu()
         total = calls + 2 * streams
         return {
             "calls": calls,
@@ -389,6 +446,7 @@ class Worker:
             "short_chunks": short[-1][2] if short else None,
             "cpu_s_per_call": (all1 - all0) / total,
             "cpu_in_process_s_per_call": (own1 - own0) / total,
+            "server_cpu_s_per_call": _per_call(server0, server1, total),
             "drain_s": drain,
         }
 
@@ -414,6 +472,7 @@ class Worker:
             await asyncio.gather(*(one() for _ in range(5)))  # this loop's connections
             self.flush()
             gc.collect()
+            server0 = server_cpu()
             own0, all0 = cpu_seconds()
             started = time.perf_counter()
             outcomes = await asyncio.gather(
@@ -422,6 +481,7 @@ class Worker:
             window = time.perf_counter() - started
             drain = self.flush()
             own1, all1 = cpu_seconds()
+            server1 = server_cpu()
         finally:
             await client.close()
         self.llm_calls += 5 + streams
@@ -435,6 +495,7 @@ class Worker:
             "drain_s": drain,
             "cpu_s": all1 - all0,
             "cpu_in_process_s": own1 - own0,
+            "server_cpu_s": _per_call(server0, server1, 1),
         }
 
     def memory(self, chunks: int) -> dict[str, Any]:
@@ -519,18 +580,19 @@ class Worker:
     def stats(self) -> dict[str, Any]:
         """LLM calls made so far, and traces in the store (after waiting for export)."""
         self.flush()
-        return {"llm_calls": self.llm_calls, "stored_traces": stored_traces()}
+        return {"llm_calls": self.llm_calls, "stored_traces": stored_traces(self.experiment_id)}
 
 
-def stored_traces() -> int | None:
-    """Traces in this mode's SQLite store, or ``None`` when that cannot be read."""
-    uri = os.environ.get("MLFLOW_TRACKING_URI", "")
-    path = uri.removeprefix("sqlite:///")
-    if path == uri or not os.path.exists(path):
+def stored_traces(experiment_id: str) -> int | None:
+    """Traces of the experiment in the SQLite store of ``BENCH_STORE_DB`` (this mode's own, or
+    the tracking server's), or ``None`` when that cannot be read."""
+    path = os.environ.get("BENCH_STORE_DB", "")
+    if not path or not os.path.exists(path):
         return None
     try:
         with sqlite3.connect(path) as db:
-            row = db.execute("SELECT COUNT(*) FROM trace_info").fetchone()
+            query = "SELECT COUNT(*) FROM trace_info WHERE experiment_id = ?"
+            row = db.execute(query, (experiment_id,)).fetchone()
     except sqlite3.Error:
         return None
     return int(row[0])

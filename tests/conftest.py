@@ -207,6 +207,16 @@ def start_mlflow_server(directory: Path, port: int) -> subprocess.Popen[bytes]:
     pytest.fail("mlflow server did not start")
 
 
+def running(pid: int) -> bool:
+    """Whether process ``pid`` runs (an ended process whose parent is gone may wait as a
+    zombie for a reaper that a container does not have)."""
+    try:
+        with open(f"/proc/{pid}/stat") as stat:
+            return stat.read().rpartition(")")[2].split()[0] not in ("Z", "X")
+    except FileNotFoundError:
+        return False
+
+
 def stop_mlflow_server(process: subprocess.Popen[bytes]) -> None:
     """Kill the server and its workers (also when paused)."""
     try:

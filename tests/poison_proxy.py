@@ -1,20 +1,29 @@
 """Run by test_backend_failure.py: a proxy in front of a tracking server that answers HTTP 500
 (with MLflow's error document) to every request whose body holds a marker, and forwards the
-rest. One trace the store cannot take, the others healthy.
+rest, each write (a POST) after ``DELAY`` seconds. One trace the store cannot take, the others
+healthy; or a server far away. ``GET /proxy-stats`` answers how many writes it has seen at
+once, at most.
 
-Usage: poison_proxy.py UPSTREAM_URL MARKER  (prints its own URL, then serves until killed)
+Usage: poison_proxy.py UPSTREAM_URL MARKER [DELAY]  (prints its own URL, then serves until
+killed)
 """
 
 from __future__ import annotations
 
+import json
 import sys
+import threading
+import time
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 import httpx
 
 UPSTREAM, MARKER = sys.argv[1], sys.argv[2].encode()
+DELAY = float(sys.argv[3]) if len(sys.argv) > 3 else 0.0
 HOP_BY_HOP = {"host", "content-length", "connection", "transfer-encoding", "content-encoding"}
-upstream = httpx.Client(base_url=UPSTREAM, timeout=60)
+upstream = httpx.Client(base_url=UPSTREAM, timeout=60, limits=httpx.Limits(max_connections=64))
+writes = {"now": 0, "most": 0}
+lock = threading.Lock()
 
 
 class Proxy(BaseHTTPRequestHandler):
@@ -44,7 +53,24 @@ class Proxy(BaseHTTPRequestHandler):
         self.wfile.write(body)
 
     def _forward(self) -> None:
+        if self.path == "/proxy-stats":
+            self._reply(200, [("Content-Type", "application/json")], json.dumps(writes).encode())
+            return
         body = self._body()
+        if self.command == "POST":
+            with lock:
+                writes["now"] += 1
+                writes["most"] = max(writes["most"], writes["now"])
+            try:
+                time.sleep(DELAY)
+                self._answer(body)
+            finally:
+                with lock:
+                    writes["now"] -= 1
+        else:
+            self._answer(body)
+
+    def _answer(self, body: bytes) -> None:
         if MARKER in body:
             error = b'{"error_code": "INTERNAL_ERROR", "message": "this payload breaks the store"}'
             self._reply(500, [("Content-Type", "application/json")], error)

@@ -10,17 +10,20 @@ import json
 import os
 import re
 import signal
+import socket
 import subprocess
 import sys
 import time
 from collections.abc import Callable
 from pathlib import Path
 
-from conftest import free_port, start_mlflow_server, stop_mlflow_server
+import httpx
+from conftest import free_port, running, start_mlflow_server, stop_mlflow_server
 
 PROBE = Path(__file__).with_name("backend_probe.py")
 CALLS = 40
 ENV = {**os.environ, "TRACER_STRICT": "0", "PYTHONFAULTHANDLER": "1"}
+NO_CATALOG = {"MLFLOW_MODEL_CATALOG_URI": ""}  # no model catalog to wait for
 
 
 def run_probe(
@@ -168,12 +171,18 @@ def test_mlflow_server_paused_mid_run(tmp_path: Path) -> None:
     assert set(names) == {"chat gpt-4o-mini"}
 
 
-def read_span_names(url: str) -> list[str]:
-    """Every span name stored by the server, read back through its API in a fresh process
-    (MLflow's artifact proxy wants the tracking URI from the environment)."""
+def read_span_names(url: str, experiment: str | None = None) -> list[str]:
+    """Every span name stored by the server (in the default experiment, or the one named),
+    read back through its API in a fresh process (MLflow's artifact proxy wants the tracking
+    URI from the environment)."""
+    where = (
+        "'0'"
+        if experiment is None
+        else f"mlflow.get_experiment_by_name({experiment!r}).experiment_id"
+    )
     code = (
         "import json, mlflow; "
-        "traces = mlflow.search_traces(locations=['0'], max_results=500, return_type='list'); "
+        f"traces = mlflow.search_traces(locations=[{where}], max_results=500, return_type='list'); "
         "print(json.dumps([s.name for t in traces for s in t.data.spans]))"
     )
     env = {**os.environ, "MLFLOW_TRACKING_URI": url}
@@ -208,18 +217,8 @@ def test_one_trace_the_store_refuses_fails_alone(tmp_path: Path) -> None:
     failed, with the store's answer, not as an unreachable store."""
     port = free_port()
     server = start_mlflow_server(tmp_path, port)
-    proxy = subprocess.Popen(
-        [
-            sys.executable,
-            str(Path(__file__).with_name("poison_proxy.py")),
-            f"http://127.0.0.1:{port}",
-            "POISON",
-        ],
-        stdout=subprocess.PIPE,
-        text=True,
-    )
+    proxy, url = start_proxy(f"http://127.0.0.1:{port}", "POISON")
     try:
-        url = proxy.stdout.readline().strip()  # type: ignore[union-attr]
         env = {k: v for k, v in ENV.items() if not k.startswith("MLFLOW_")}
         done = subprocess.run(
             [sys.executable, "-c", ONE_BAD_TRACE],
@@ -249,3 +248,167 @@ def test_one_trace_the_store_refuses_fails_alone(tmp_path: Path) -> None:
     finally:
         proxy.kill()
         stop_mlflow_server(server)
+
+
+DISTANT_SERVER = """
+import json, os, time, mlflow
+from openai import OpenAI
+from tracer import TracedClient, export
+from tracer.devserver import DevServer
+
+mlflow.set_experiment("distant")
+with DevServer() as server:
+    client = OpenAI(base_url=server.base_url, api_key="k", max_retries=0,
+                    http_client=TracedClient())
+    export.flush(timeout=120)  # the export process is up: the writes below are what is timed
+    start = time.monotonic()
+    for i in range(30):
+        client.chat.completions.create(
+            model="gpt-4o-mini", messages=[{"role": "user", "content": f"far {i}"}]
+        )
+    ok = export.flush(timeout=120)
+    took = time.monotonic() - start
+    print(json.dumps({"ok": ok, "took": took, **export.export_process().stats()}))
+"""
+
+
+def start_proxy(upstream: str, marker: str, delay: float = 0.0) -> tuple[subprocess.Popen, str]:
+    """``poison_proxy.py`` in front of ``upstream``; the process and its URL."""
+    proxy = subprocess.Popen(
+        [
+            sys.executable,
+            str(Path(__file__).with_name("poison_proxy.py")),
+            upstream,
+            marker,
+            str(delay),
+        ],
+        stdout=subprocess.PIPE,
+        text=True,
+    )
+    return proxy, proxy.stdout.readline().strip()  # type: ignore[union-attr]
+
+
+def test_a_distant_server_is_written_in_parallel(tmp_path: Path) -> None:
+    """A tracking server 0.3 s away per write: the export process writes many traces at once,
+    as MLflow's own exporter does with its worker threads, not one after another (30 traces
+    took 9 s, and a service calling faster than 2.5 a second built a backlog until traces
+    were dropped). Every trace is written, read back from the server."""
+    port = free_port()
+    server = start_mlflow_server(tmp_path, port)
+    proxy, url = start_proxy(f"http://127.0.0.1:{port}", "NEVER-IN-A-TRACE", 0.3)
+    try:
+        env = {k: v for k, v in ENV.items() if not k.startswith("MLFLOW_")}
+        done = subprocess.run(
+            [sys.executable, "-c", DISTANT_SERVER],
+            env={**env, "MLFLOW_TRACKING_URI": url},
+            capture_output=True,
+            text=True,
+            timeout=300,
+        )
+        assert done.returncode == 0, done.stderr[-3000:]
+        result = json.loads(done.stdout.strip().splitlines()[-1])
+        assert result["ok"] is True and result["written"] == 30, (result, done.stderr[-3000:])
+        most = json.loads(httpx.get(f"{url}/proxy-stats").text)["most"]
+        assert most >= 4, most
+        names = read_span_names(f"http://127.0.0.1:{port}", "distant")
+        assert sorted(names) == ["chat gpt-4o-mini"] * 30
+    finally:
+        proxy.kill()
+        stop_mlflow_server(server)
+
+
+KILLED_AFTER_HANDING_OVER = """
+import json, os, signal, sys, time, mlflow
+from openai import OpenAI
+from tracer import TracedClient, export
+from tracer.devserver import DevServer
+
+if os.environ.get("EXPERIMENT", "killed"):  # not with a server that never answers
+    mlflow.set_experiment(os.environ.get("EXPERIMENT", "killed"))
+with DevServer() as server:
+    client = OpenAI(base_url=server.base_url, api_key="k", max_retries=0,
+                    http_client=TracedClient())
+    export.flush(timeout=120)  # the export process is up
+    for i in range(int(sys.argv[1])):
+        client.chat.completions.create(
+            model="gpt-4o-mini", messages=[{"role": "user", "content": f"last words {i}"}]
+        )
+    def handed_over(stats):  # every trace is in the export process's pipe
+        return stats["taken"] == int(sys.argv[1]) and not stats["unsent"]
+
+    deadline = time.monotonic() + 60
+    while not handed_over(export.export_process().stats()) and time.monotonic() < deadline:
+        time.sleep(0.05)  # MLflow hands finished spans over in batches, on a thread of its own
+    print(json.dumps(export.export_process().stats()), flush=True)
+    os.kill(os.getpid(), signal.SIGKILL)
+"""
+
+
+def run_and_kill(url: str, calls: int, **env: str) -> tuple[dict, str, float]:
+    """Run :data:`KILLED_AFTER_HANDING_OVER`: its export-process stats, everything it and its
+    export process printed on standard error, and how long that process outlived it."""
+    base = {k: v for k, v in ENV.items() if not k.startswith("MLFLOW_")}
+    app = subprocess.Popen(
+        [sys.executable, "-c", KILLED_AFTER_HANDING_OVER, str(calls)],
+        env={**base, "MLFLOW_TRACKING_URI": url, **env},
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    stats = json.loads(app.stdout.readline())  # type: ignore[union-attr]
+    assert app.wait(timeout=60) == -signal.SIGKILL
+    killed = time.monotonic()
+    # The export process holds the application's standard error until it ends.
+    _, err = app.communicate(timeout=FINAL_BOUND)
+    return stats, err, time.monotonic() - killed
+
+
+#: How long the export process may outlive a killed application: its last writes (at most
+#: ``tracer._sidecar.FINAL_SECONDS``, 60 s), then the request under way, with a margin.
+FINAL_BOUND = 60 + 10 + 30
+
+
+def test_the_application_killed_after_handing_traces_over(tmp_path: Path) -> None:
+    """The application is killed (SIGKILL) once its traces are in the export process's hands,
+    the tracking server 0.5 s away per write: the export process writes every one of them,
+    prints no traceback (it stopped at its first answer to the vanished application, with a
+    ``BrokenPipeError`` on the terminal and a quarter of the traces lost), and ends."""
+    port = free_port()
+    server = start_mlflow_server(tmp_path, port)
+    proxy, url = start_proxy(f"http://127.0.0.1:{port}", "NEVER-IN-A-TRACE", 0.5)
+    try:
+        stats, err, outlived = run_and_kill(url, 40)
+        assert stats["taken"] == 40 and stats["written"] < 40, stats
+        assert "Traceback" not in err and "Error" not in err, err[-3000:]
+        assert not running(stats["pid"]), stats
+        names = read_span_names(f"http://127.0.0.1:{port}", "killed")
+        assert len(names) == 40, (len(names), stats, outlived, err[-3000:])
+    finally:
+        proxy.kill()
+        stop_mlflow_server(server)
+
+
+def test_what_cannot_be_written_after_the_application_is_gone_is_counted(
+    tmp_path: Path,
+) -> None:
+    """The application is killed with its traces in the export process's hands and a tracking
+    server that never answers: the export process tries once more, then says on standard error
+    (the application's) how many traces it could not write and why, and ends within a bound."""
+    silent = socket.socket()
+    silent.bind(("127.0.0.1", 0))
+    silent.listen(64)  # connections wait in the queue; nothing reads or answers them
+    try:
+        stats, err, _ = run_and_kill(
+            f"http://127.0.0.1:{silent.getsockname()[1]}",
+            5,
+            MLFLOW_HTTP_REQUEST_TIMEOUT="2",
+            MLFLOW_EXPERIMENT_ID="1",
+            EXPERIMENT="",
+            **NO_CATALOG,
+        )
+    finally:
+        silent.close()
+    assert "Traceback" not in err, err[-3000:]
+    assert stats["written"] == 0, stats
+    assert "could not write 5 trace(s) after the application ended" in err, err[-3000:]
+    assert not running(stats["pid"]), stats

@@ -17,6 +17,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from conftest import running
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -357,6 +358,43 @@ def test_prompt_exit(tmp_path: Path) -> None:
     assert tracer_lines(stderr) == []
 
 
+SHORT_SCRIPT = """
+mlflow.set_experiment("short")
+with DevServer() as server:
+    client = OpenAI(base_url=server.base_url, api_key="k", http_client=TracedClient())
+    for i in range(5):
+        ask(client, f"quick {i}")
+    pid = _export_process.export_process().stats()["pid"]
+print(json.dumps({"last_statement": time.time(), "pid": pid}), flush=True)
+"""
+
+#: Put first on ``PYTHONPATH``: holds the export process (only) in its start-up for a minute.
+SLOW_START = """
+import sys, time
+if any(arg.endswith("_sidecar.py") for arg in sys.argv):
+    time.sleep(60)
+"""
+
+
+def test_a_script_shorter_than_the_export_processs_start_up(tmp_path: Path) -> None:
+    """A script that ends before its export process has started (held in its start-up here)
+    writes its traces itself at exit, as MLflow's queue would, instead of waiting for that
+    start-up; the export process is ended. Before, such a script waited for the start-up
+    (about a second and a half), or its traces were lost after the 30 s exit wait. Every
+    trace is stored once; the bound is generous for a shared machine."""
+    slow = tmp_path / "slow"
+    slow.mkdir()
+    (slow / "sitecustomize.py").write_text(SLOW_START)
+    path = os.pathsep.join([str(slow), os.environ.get("PYTHONPATH", "")]).rstrip(os.pathsep)
+    report, stderr = run(tmp_path, SHORT_SCRIPT, PYTHONPATH=path)
+    exit_after = time.time() - report["last_statement"]
+    assert exit_after < 20, (exit_after, stderr[-3000:])
+    check, _ = run(tmp_path, 'report(traces=stored("short"))')
+    assert check["traces"] == sorted(chat(f"quick {i}") for i in range(5))
+    assert tracer_lines(stderr) == [], stderr[-3000:]
+    assert report["pid"] and not running(report["pid"]), "the export process still runs"
+
+
 MODES = """
 mlflow.set_experiment("modes")
 with DevServer() as server:
@@ -455,8 +493,13 @@ def test_export_layer_sits_below_spans() -> None:
         "tracer.config",
         "tracer.failsafe",
     }
-    # tracer.run: the bootstrap directory the export process is started without.
-    assert tracer_modules("tracer._export_process") <= {"tracer.failsafe", "tracer.run"}
+    # tracer.run: the bootstrap directory the export process is started without;
+    # tracer._sidecar (a leaf): the model catalog check when the application writes at exit.
+    assert tracer_modules("tracer._export_process") <= {
+        "tracer.failsafe",
+        "tracer.run",
+        "tracer._sidecar",
+    }
     assert tracer_modules("tracer.run") == set()
     for module in ("tracer.config", "tracer.failsafe"):
         assert not {m for m in tracer_modules(module) if "spans" in m or "export" in m}

@@ -157,7 +157,7 @@ class ExportProcess:
         self._inflight: dict[int, Write] = {}
         self._number = 0
         self._flushed: dict[int, int] = {}
-        self._written = self._failed = self._dropped = self._reported = 0
+        self._written = self._failed = self._dropped = self._reported = self._taken = 0
         self._losses_taken = 0
         self._reasons: list[str] = []
         self._deaths = 0
@@ -171,7 +171,7 @@ class ExportProcess:
         self._flushing = 0
         self._exiting = False
         self._exit_deadline = 0.0
-        self._closed = False
+        self._closed = self._closing = False
         self._spawned_at = 0.0
         self._warm_uri = ""
         self._ready_after: float | None = None
@@ -223,6 +223,7 @@ class ExportProcess:
             else:
                 fall_back = False
                 self._pending.append(write)
+                self._taken += write.kind == "trace"
                 self._start_writer()
                 self._lock.notify_all()
             self._adjust_priority()
@@ -246,7 +247,8 @@ class ExportProcess:
         timed_out = False
         with self._lock:
             busy = self._pending or self._inflight
-            if self._writer is not None and not self._broken and busy:
+            retired = self._closed and self._process is None
+            if self._writer is not None and not self._broken and busy and not retired:
                 self._number += 1
                 token = self._number
                 self._pending.append(_Flush(token, final))
@@ -337,6 +339,10 @@ class ExportProcess:
                     self._give_back()
                     continue
                 process = self._process
+                if process is None and self._closed:  # retired at exit: no new one
+                    self._pending.clear()
+                    self._lock.notify_all()
+                    continue
                 if process is None:
                     process = self._spawn()
                     if process is None:
@@ -440,6 +446,63 @@ class ExportProcess:
             os.close(self._to_child)
         self._process, self._to_child = None, -1
         self._idle_since = time.monotonic()
+
+    def _still_starting_for_sqlite(self) -> bool:
+        """Whether, at exit, the export process has not started yet (a script shorter than its
+        start-up, about a second and a half) and every write it was given is for SQLite (lock
+        held)."""
+        if self._process is None or self._ready_after is not None:
+            return False
+        items = [*self._inflight.values(), *self._pending]
+        writes = [item for item in items if isinstance(item, Write)]
+        return bool(writes) and all(w.uri.lower().startswith("sqlite") for w in writes)
+
+    def before_exit_flush(self) -> None:
+        """At exit, once MLflow has handed over what it gathered and before the flush waits:
+        see :meth:`_write_here`."""
+        if not self._exiting:
+            return
+        with self._lock:
+            starting = self._still_starting_for_sqlite()
+        if starting:
+            self._write_here()
+
+    def _write_here(self) -> None:
+        """At exit, end the export process that is still starting and make its writes here,
+        in order, as MLflow's own queue makes a write handed to it while it flushes (MLflow
+        and the store are loaded here already), rather than wait for its start-up. Only for a
+        SQLite store: a write there cannot wait on a network, where MLflow would retry one to
+        a tracking server for minutes. (A write the export process made in the moment between
+        its start and this is made again: MLflow's store takes a trace again as the same.)
+        MLflow prices the spans as it stores them, with a model catalog it fetches: where that
+        cannot be reached, it is pointed at the prices it would fall back to, as the export
+        process does, rather than retry for seconds. Writes that come later go to MLflow's
+        queue."""
+        from tracer._sidecar import catalog_unreachable
+
+        if catalog_unreachable():
+            os.environ["MLFLOW_MODEL_CATALOG_URI"] = ""
+        with self._lock:
+            if not self._still_starting_for_sqlite():
+                return
+            process = self._process
+            if process is not None:
+                with contextlib.suppress(OSError):
+                    process.kill()
+                with contextlib.suppress(OSError):
+                    os.close(self._to_child)
+            self._process, self._to_child = None, -1
+            self._closed = True
+            items = [self._inflight[n] for n in sorted(self._inflight)] + list(self._pending)
+            self._inflight.clear()
+            self._pending = deque()
+            for item in items:
+                if isinstance(item, _Flush):
+                    self._flushed[item.token] = 0
+            self._lock.notify_all()
+        for item in items:
+            if isinstance(item, Write):
+                item.task.handle()  # MLflow's task: it logs its own failure
 
     def _give_back(self) -> None:
         """Hand everything pending back to MLflow's queue (lock held)."""
@@ -585,15 +648,17 @@ class ExportProcess:
             return new
 
     def stats(self) -> dict[str, int]:
-        """Traces written, failed and dropped so far, and writes in flight (for tests and
-        diagnostics)."""
+        """Traces taken, written, failed and dropped so far, writes in flight and those of them
+        not yet sent to the export process (for tests and diagnostics)."""
         self._mine()
         with self._lock:
             return {
+                "taken": self._taken,
                 "written": self._written,
                 "failed": self._failed,
                 "dropped": self._dropped,
                 "in_flight": len(self._pending) + len(self._inflight),
+                "unsent": len(self._pending),
                 "pid": self._process.pid if self._process is not None else 0,
                 "ready_after_ms": round(self._ready_after * 1000)
                 if self._ready_after is not None
@@ -604,8 +669,13 @@ class ExportProcess:
         """At exit: the spans of open and abandoned streams end (:func:`before_close`),
         everything MLflow still holds is exported and written, then the export process ends
         (it exits when its input closes); all of it within :data:`EXIT_TIMEOUT`. Writes that
-        come later go to MLflow's queue."""
+        come later go to MLflow's queue; those for SQLite are made here when the export
+        process has not started yet (:meth:`_write_here`)."""
         self._mine()
+        with self._lock:
+            if self._closing:  # both exit hooks call this (the reaper's and its own)
+                return
+            self._closing = True
         self._exit_deadline = time.monotonic() + EXIT_TIMEOUT
         self._exiting = True
         for callback in _before_close:
@@ -616,11 +686,25 @@ class ExportProcess:
 
             mlflow.flush_trace_async_logging()  # hands over what MLflow still gathers
         if self._writer is not None:
+            self.before_exit_flush()
             self.flush()
         with self._lock:
             self._closed = True
+            unsent = [w for w in self._pending if isinstance(w, Write) and w.kind == "trace"]
+            if unsent:  # the exit's wait ended before they reached the export process
+                self._dropped += len(unsent)
+                logger.warning(
+                    "tracer: %d trace(s) were not written: the export process had not taken "
+                    "them when the %.0f s wait at exit ended",
+                    len(unsent),
+                    EXIT_TIMEOUT,
+                )
+            self._pending.clear()
             if self._process is not None:
-                self._retire()  # it exits on its own; nothing is left for it to write
+                # It exits on its own once it has written what it holds (at most
+                # tracer._sidecar.FINAL_SECONDS), and reports on standard error what it
+                # could not write.
+                self._retire()
 
 
 _CAP_SYS_NICE = 23

@@ -27,12 +27,18 @@ every flush; a final flush tries once more and reports what still cannot be writ
 failed. A request to a server that does not answer ends after
 :data:`REQUEST_TIMEOUT` seconds (``MLFLOW_HTTP_REQUEST_TIMEOUT`` where the application sets
 it), without retries: an attempt at a store that is gone ends at its first such request.
+
+Writes to a store other than SQLite go out in parallel (:func:`write`). When the application
+closes its end (it exited, or was killed), what was read is still written, for at most
+:data:`FINAL_SECONDS`; once its answers cannot be delivered, what could not be written is
+counted and reported in one line on standard error at the end, and nothing else is printed.
 """
 
 from __future__ import annotations
 
 import base64
 import contextlib
+import functools
 import json
 import logging
 import os
@@ -172,6 +178,7 @@ class Store:
         self._size_stats = add_size_stats_to_trace_metadata
         self._clients: dict[str, Any] = {}
         self._no_log_spans: set[str] = set()
+        self._keeps_spans: set[str] = set()
 
     def client(self, uri: str) -> Any:
         """MLflow's tracing client for ``uri`` (its store connects when it is made)."""
@@ -214,6 +221,13 @@ class Store:
                     self._no_log_spans.add(uri)
                 else:
                     raise
+            else:
+                self._keeps_spans.add(uri)
+
+    def keeps_spans(self, uri: str) -> bool:
+        """Whether the store at ``uri`` has taken spans through ``log_spans`` (so a trace's
+        spans are in its tables, not uploaded with the trace)."""
+        return uri in self._keeps_spans
 
     def trace_of(self, message: Message) -> Any:
         """The trace a ``trace`` message carries: its info pickled and its spans, or (when the
@@ -224,25 +238,49 @@ class Store:
         spans = [self._span.from_dict(span) for span in message["spans"]]
         return self._trace(info=info, data=self._trace_data(spans=spans))
 
-    def log_trace(self, uri: str, workspace: str | None, message: Message) -> None:
+    def log_trace(
+        self, uri: str, workspace: str | None, message: Message, spans_follow: bool = False
+    ) -> tuple[Any, Any]:
+        """Write the trace's info, and its spans to the artifact store where the store does not
+        keep them itself. With ``spans_follow``, its spans are written to the store's tables
+        after this (see :func:`write`); the info and the trace are returned so that the spans
+        can still be uploaded if that write is refused."""
         trace = self.trace_of(message)
         client = self.client(uri)
         with self._workspace(workspace):
             self._size_stats(trace)
             info = client.start_trace(trace.info)
+            if spans_follow:
+                return info, trace
             if info.tags.get(self._spans_location) != self._tracking_store:
                 client._upload_trace_data(info, trace.data)
+        return info, trace
+
+    def upload_spans(self, uri: str, workspace: str | None, info: Any, trace: Any) -> None:
+        """The trace's spans to the artifact store (where they go when the store's tables did
+        not take them), as MLflow's exporter uploads them."""
+        with self._workspace(workspace):
+            self.client(uri)._upload_trace_data(info, trace.data)
 
 
 def write(
     store: Store, messages: list[Message]
 ) -> tuple[list[int], list[list[Any]], list[Message], list[Message]]:
-    """Write ``messages`` in order: the spans first, in one store call per tracking URI,
-    workspace and experiment, then the traces. Returns the ids written, the ids that failed
-    with their reasons, the messages to try again later in order (their store is unreachable),
-    and those to try again without holding the others (the store answered them with a server
+    """Write ``messages``: each trace's info and its spans, the spans in one store call per
+    tracking URI, workspace and experiment. Returns the ids written, the ids that failed with
+    their reasons, the messages to try again later in order (their store is unreachable), and
+    those to try again without holding the others (the store answered them with a server
     error while it took other writes or answered a read: after :data:`MAX_ANSWERED_ERRORS`
-    such answers, one fails alone)."""
+    such answers, one fails alone).
+
+    MLflow's exporter writes a trace's spans, then its info; a store known to keep spans in
+    its tables (``log_spans`` has worked there) gets the info first instead, which the store
+    then takes in one insert rather than merged into the row its spans made (a third of the
+    CPU time, for the same rows: ``docs/performance.md``). Where a trace's spans are then
+    refused, they are uploaded with it as MLflow's exporter would have. Writes to a store
+    other than SQLite (a tracking server, a database server) go out in parallel, on up to
+    ``MLFLOW_ASYNC_TRACE_LOGGING_MAX_WORKERS`` threads as in MLflow's own exporter; SQLite
+    takes one writer at a time."""
     ok: list[int] = []
     failed: list[list[Any]] = []
     later: list[Message] = []
@@ -250,6 +288,8 @@ def write(
     up: set[str] = set()  # took a write in this call, or answered a read
     probed: set[str] = set()
     answered: list[tuple[Message, int]] = []
+    # Traces whose info went first, by trace id: their spans must reach the store after it.
+    ahead: dict[str, tuple[Message, Any, Any]] = {}
 
     def attempt(message: Message, action: Any) -> None:
         for last_try in (False, True):
@@ -272,23 +312,35 @@ def write(
                 up.add(message["uri"])
                 return
 
-    groups: dict[tuple[str, str | None, str], list[Message]] = defaultdict(list)
-    for message in messages:
-        if message["op"] == "spans":
-            key = (message["uri"], message.get("workspace"), message["experiment_id"])
-            groups[key].append(message)
-    for (uri, workspace, experiment_id), group in groups.items():
+    def info_first(message: Message) -> None:
+        def action() -> None:
+            info, trace = store.log_trace(
+                message["uri"], message.get("workspace"), message, spans_follow=True
+            )
+            ahead[info.trace_id] = (message, info, trace)
+
+        attempt(message, action)
+
+    def trace_after(message: Message) -> None:
+        if message["uri"] in down:
+            later.append(message)
+        else:
+            attempt(
+                message, lambda: store.log_trace(message["uri"], message.get("workspace"), message)
+            )
+
+    def spans(key: tuple[str, str | None, str], group: list[Message]) -> None:
+        uri, workspace, experiment_id = key
         if uri in down:
             later.extend(group)
-            continue
+            return
         try:
-            spans = [span for message in group for span in message["spans"]]
-            store.log_spans(uri, workspace, experiment_id, spans)
+            store.log_spans(uri, workspace, experiment_id, [s for m in group for s in m["spans"]])
         except Exception as exc:
             if answered_error(exc) is None and transient(exc):
                 down.add(uri)
                 later.extend(group)
-                continue
+                return
             for message in group:  # one at a time: only a bad one fails
                 if message["uri"] in down:
                     later.append(message)
@@ -302,16 +354,19 @@ def write(
         else:
             ok.extend(message["id"] for message in group)
             up.add(uri)
+
+    groups: dict[tuple[str, str | None, str], list[Message]] = defaultdict(list)
     for message in messages:
-        if message["op"] != "trace":
-            continue
-        if message["uri"] in down:
-            later.append(message)
-            continue
-        attempt(
-            message,
-            lambda m=message: store.log_trace(m["uri"], m.get("workspace"), m),
-        )
+        if message["op"] == "spans":
+            key = (message["uri"], message.get("workspace"), message["experiment_id"])
+            groups[key].append(message)
+    traces = [message for message in messages if message["op"] == "trace"]
+    first = {message["id"] for message in traces if store.keeps_spans(message["uri"])}
+    _each([(m["uri"], functools.partial(info_first, m)) for m in traces if m["id"] in first])
+    _each([(key[0], functools.partial(spans, key, group)) for key, group in groups.items()])
+    _each([(m["uri"], functools.partial(trace_after, m)) for m in traces if m["id"] not in first])
+    if ahead:
+        _upload_refused_spans(store, messages, {number for number, _ in failed}, ahead)
     again: list[Message] = []
     for message, status in answered:
         message["status"] = status
@@ -333,6 +388,66 @@ def write(
     return ok, failed, later, again
 
 
+def _upload_refused_spans(
+    store: Store,
+    messages: list[Message],
+    refused: set[int],
+    ahead: dict[str, tuple[Message, Any, Any]],
+) -> None:
+    """The spans of traces whose info went first, where their span write was refused for
+    good: uploaded with the trace, as MLflow's exporter does when the store's tables have not
+    taken them (best effort: the span write's failure is already reported)."""
+    for message in messages:
+        if message["op"] != "spans" or message["id"] not in refused:
+            continue
+        for trace_id in {_trace_id(span) for span in message["spans"]}:
+            if trace_id in ahead:
+                trace_message, info, trace = ahead.pop(trace_id)
+                with contextlib.suppress(Exception):
+                    store.upload_spans(
+                        trace_message["uri"], trace_message.get("workspace"), info, trace
+                    )
+
+
+def _trace_id(span: Message) -> str | None:
+    """MLflow's trace id of a span in ``Span.to_dict`` form (a JSON-encoded attribute)."""
+    try:
+        value = json.loads(span["attributes"]["mlflow.traceRequestId"])
+    except Exception:
+        return None
+    return value if isinstance(value, str) else None
+
+
+_pool: Any = None
+
+
+def _each(jobs: list[tuple[str, Any]]) -> None:
+    """Run each ``(uri, job)``: those for SQLite here, one after another; the others on the
+    writing threads, at once. Returns when all are done."""
+    serial = [job for uri, job in jobs if uri.lower().startswith("sqlite")]
+    parallel = [job for uri, job in jobs if not uri.lower().startswith("sqlite")]
+    if len(parallel) < 2:
+        serial, parallel = serial + parallel, []
+    futures = [_writers().submit(job) for job in parallel]
+    for job in serial:
+        job()
+    for future in futures:
+        future.result()
+
+
+def _writers() -> Any:
+    """The threads that write to stores other than SQLite, made at the first such write."""
+    global _pool
+    if _pool is None:
+        from concurrent.futures import ThreadPoolExecutor
+
+        from mlflow.environment_variables import MLFLOW_ASYNC_TRACE_LOGGING_MAX_WORKERS
+
+        workers = max(1, MLFLOW_ASYNC_TRACE_LOGGING_MAX_WORKERS.get())
+        _pool = ThreadPoolExecutor(workers, thread_name_prefix="tracer-export-write")
+    return _pool
+
+
 def last_failure(message: Message) -> str:
     """Why a write still waiting at the end was not written."""
     if "status" in message:
@@ -345,21 +460,30 @@ def skip_unreachable_catalog() -> None:
     ``MLFLOW_MODEL_CATALOG_URI`` (three attempts with back-off, 7.6 s when it cannot be
     reached), falling back to the prices bundled with MLflow. One quick request tells whether
     the catalog can be reached; if not, MLflow is pointed at its bundled prices at once (the
-    ones it would have fallen back to), so no write waits for retries that cannot succeed."""
+    ones it would have fallen back to), so no write waits for retries that cannot succeed.
+    Also used by the application at exit, when it writes its last traces itself."""
+    if not catalog_unreachable():
+        return
+    FORCED_ENV["MLFLOW_MODEL_CATALOG_URI"] = ""
+    os.environ["MLFLOW_MODEL_CATALOG_URI"] = ""
+
+
+def catalog_unreachable() -> bool:
+    """Whether MLflow's remote model catalog is set and cannot be reached (one request, at most
+    2 s)."""
     import urllib.request
 
     from mlflow.environment_variables import MLFLOW_MODEL_CATALOG_URI
 
     base = MLFLOW_MODEL_CATALOG_URI.get()
     if not base or not base.startswith(("http://", "https://")):
-        return
+        return False
     try:
         request = urllib.request.Request(f"{base.rstrip('/')}/openai.json", method="HEAD")
         with urllib.request.urlopen(request, timeout=2):
-            return
+            return False
     except Exception:
-        FORCED_ENV["MLFLOW_MODEL_CATALOG_URI"] = ""
-        os.environ["MLFLOW_MODEL_CATALOG_URI"] = ""
+        return True
 
 
 def apply_env(env: dict[str, str]) -> None:
@@ -376,6 +500,52 @@ def settle_env() -> None:
         os.environ.setdefault(name, value)
 
 
+#: How long, at most, the export process goes on writing what it holds once its application
+#: has closed its end (it exited, was killed, or ended its own wait at exit); what is left
+#: then is counted as not written.
+FINAL_SECONDS = 60.0
+_OUT_OF_TIME = f"not written within {FINAL_SECONDS:.0f} s of the application's end"
+
+
+class Answers:
+    """The answers to the application, on standard output. Once the application is gone (the
+    pipe is broken), the traces that could not be written are counted instead and, at the end,
+    reported in one line on standard error (the application's: its terminal or its log)."""
+
+    def __init__(self, out: Any) -> None:
+        self._out = out
+        self.gone = False
+        self._lost = 0
+        self._reason = ""
+
+    def send(self, message: Message) -> None:
+        if self.gone:
+            return
+        try:
+            self._out.write(json.dumps(message) + "\n")
+            self._out.flush()
+        except (OSError, ValueError):  # a broken pipe, or closed
+            self.gone = True
+
+    def failed(self, failed: list[list[Any]], messages: Any) -> None:
+        """Report ``failed`` (``[id, reason]``, writes among ``messages``)."""
+        self.send({"failed": failed})
+        if self.gone:
+            traces = {m["id"] for m in messages if m["op"] == "trace"}
+            lost = [reason for number, reason in failed if number in traces]
+            self._lost += len(lost)
+            self._reason = self._reason or (lost[0] if lost else "")
+
+    def close(self) -> None:
+        if self._lost:
+            with contextlib.suppress(Exception):
+                sys.stderr.write(
+                    f"tracer: the export process could not write {self._lost} trace(s) after "
+                    f"the application ended ({self._reason})\n"
+                )
+                sys.stderr.flush()
+
+
 def main() -> None:
     """Write every trace read from standard input until it closes."""
     # It ends with the application, when its input closes, and not before: a Ctrl-C, a hang-up
@@ -388,19 +558,21 @@ def main() -> None:
     warnings.simplefilter("ignore")
     settle_env()
     inbox: queue.Queue[Any] = queue.Queue()
+    closed_at: list[float] = []  # when the application closed its end: then time is counted
 
     def read() -> None:
-        for line in sys.stdin.buffer:
-            if line.strip():
-                inbox.put(json.loads(line))
-        inbox.put(None)
+        try:
+            for line in sys.stdin.buffer:
+                with contextlib.suppress(ValueError):  # a line cut short by a killed application
+                    if line.strip():
+                        inbox.put(json.loads(line))
+        finally:
+            closed_at.append(time.monotonic())
+            inbox.put(None)
 
     threading.Thread(target=read, name="tracer-export-read", daemon=True).start()
-    out = sys.stdout
-
-    def send(message: Message) -> None:
-        out.write(json.dumps(message) + "\n")
-        out.flush()
+    answers = Answers(sys.stdout)
+    send = answers.send
 
     store = Store()
     for uri in sys.argv[1:]:  # the tracking URI in use when it was started: connect now
@@ -446,9 +618,12 @@ def main() -> None:
                 work = []
         later: list[Message] = []
         again: list[Message] = []
+        out_of_time = False
         for start in range(0, len(work), ACK_EVERY):  # answers as it goes: progress shows
             chunk = work[start : start + ACK_EVERY]
-            if later:  # the store is unreachable: the rest waits too, in order
+            if closed_at and time.monotonic() > closed_at[0] + FINAL_SECONDS:
+                out_of_time = True
+            if later or out_of_time:  # the store is unreachable: the rest waits too, in order
                 later.extend(chunk)
                 continue
             ok, failed, later, refused = write(store, chunk)
@@ -456,16 +631,17 @@ def main() -> None:
             if ok:
                 send({"ok": ok})
             if failed:
-                send({"failed": failed})
+                answers.failed(failed, chunk)
         rounds = 1
         while again and not later and (flushes or finished) and rounds < MAX_ANSWERED_ERRORS:
             # Someone waits: settle the writes the store refuses now, not at the timer.
             rounds += 1
-            ok, failed, later, again = write(store, again)
+            retried = again
+            ok, failed, later, again = write(store, retried)
             if ok:
                 send({"ok": ok})
             if failed:
-                send({"failed": failed})
+                answers.failed(failed, retried)
         if work:
             waiting.extend(sorted([*later, *again], key=lambda m: m["id"]))
             if later:
@@ -475,17 +651,19 @@ def main() -> None:
                 backoff = RETRY_FIRST
                 if again:  # the store works: try those again soon, with what comes next
                     retry_at = time.monotonic() + RETRY_FIRST
-        if waiting and (finished or any(f.get("final") for f in flushes)):
-            send({"failed": [[m["id"], last_failure(m)] for m in waiting]})
+        if waiting and (finished or out_of_time or any(f.get("final") for f in flushes)):
+            reason = _OUT_OF_TIME if out_of_time else None
+            answers.failed([[m["id"], reason or last_failure(m)] for m in waiting], waiting)
             waiting.clear()
         for flush in flushes:
             traces = sum(message["op"] == "trace" for message in waiting)
             send({"flushed": flush["token"], "waiting": traces})
+
+    answers.close()
 
 
 if __name__ == "__main__":
     main()
     # Everything is written and answered: end without the interpreter's clean-up of MLflow's
     # modules, CPU time that would only delay the exit (and hold the application's stderr).
-    sys.stdout.flush()
     os._exit(0)

@@ -188,6 +188,7 @@ class TaskRouter:
         scope = _scope.get()
         deadline = scope.deadline if scope else time.monotonic() + process.flush_timeout()
         _settle(deadline)
+        process.before_exit_flush()
         process.flush(_left(deadline))
         if not _drain(self._mlflow_queue, terminate, deadline) and scope is not None:
             scope.drained = False
