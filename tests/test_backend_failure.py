@@ -192,6 +192,21 @@ def read_span_names(url: str, experiment: str | None = None) -> list[str]:
     return json.loads(out.stdout.strip().splitlines()[-1])
 
 
+def run_app(program: str, url: str) -> subprocess.CompletedProcess[str]:
+    """Run ``program`` in a fresh process tracing to ``url`` (MLflow's settings of this
+    process left out); it must succeed."""
+    env = {k: v for k, v in ENV.items() if not k.startswith("MLFLOW_")}
+    done = subprocess.run(
+        [sys.executable, "-c", program],
+        env={**env, "MLFLOW_TRACKING_URI": url},
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
+    assert done.returncode == 0, done.stderr[-3000:]
+    return done
+
+
 ONE_BAD_TRACE = """
 import os, time, mlflow
 from openai import OpenAI
@@ -219,30 +234,15 @@ def test_one_trace_the_store_refuses_fails_alone(tmp_path: Path) -> None:
     server = start_mlflow_server(tmp_path, port)
     proxy, url = start_proxy(f"http://127.0.0.1:{port}", "POISON")
     try:
-        env = {k: v for k, v in ENV.items() if not k.startswith("MLFLOW_")}
-        done = subprocess.run(
-            [sys.executable, "-c", ONE_BAD_TRACE],
-            env={**env, "MLFLOW_TRACKING_URI": url},
-            capture_output=True,
-            text=True,
-            timeout=300,
-        )
-        assert done.returncode == 0, done.stderr[-3000:]
+        done = run_app(ONE_BAD_TRACE, url)
         assert done.stdout.split() == ["False", "20", "1"], done.stderr[-3000:]
         assert "answered HTTP 500 3 times for this trace" in done.stderr
         assert "the tracking store is unreachable" not in done.stderr
-        stored = subprocess.run(
-            [
-                sys.executable,
-                "-c",
-                "import mlflow; e = mlflow.get_experiment_by_name('one-bad-trace'); "
-                "print(sorted(t.data.spans[0].inputs['messages'][0]['content'] for t in "
-                "mlflow.search_traces(locations=[e.experiment_id], return_type='list')))",
-            ],
-            env={**env, "MLFLOW_TRACKING_URI": f"http://127.0.0.1:{port}"},
-            capture_output=True,
-            text=True,
-            timeout=120,
+        stored = run_app(
+            "import mlflow; e = mlflow.get_experiment_by_name('one-bad-trace'); "
+            "print(sorted(t.data.spans[0].inputs['messages'][0]['content'] for t in "
+            "mlflow.search_traces(locations=[e.experiment_id], return_type='list')))",
+            f"http://127.0.0.1:{port}",
         )
         assert stored.stdout.strip() == str(sorted(f"healthy {i}" for i in range(20)))
     finally:
@@ -297,15 +297,7 @@ def test_a_distant_server_is_written_in_parallel(tmp_path: Path) -> None:
     server = start_mlflow_server(tmp_path, port)
     proxy, url = start_proxy(f"http://127.0.0.1:{port}", "NEVER-IN-A-TRACE", 0.3)
     try:
-        env = {k: v for k, v in ENV.items() if not k.startswith("MLFLOW_")}
-        done = subprocess.run(
-            [sys.executable, "-c", DISTANT_SERVER],
-            env={**env, "MLFLOW_TRACKING_URI": url},
-            capture_output=True,
-            text=True,
-            timeout=300,
-        )
-        assert done.returncode == 0, done.stderr[-3000:]
+        done = run_app(DISTANT_SERVER, url)
         result = json.loads(done.stdout.strip().splitlines()[-1])
         assert result["ok"] is True and result["written"] == 30, (result, done.stderr[-3000:])
         most = json.loads(httpx.get(f"{url}/proxy-stats").text)["most"]
@@ -344,13 +336,25 @@ with DevServer() as server:
 """
 
 
-def run_and_kill(url: str, calls: int, **env: str) -> tuple[dict, str, float]:
-    """Run :data:`KILLED_AFTER_HANDING_OVER`: its export-process stats, everything it and its
-    export process printed on standard error, and how long that process outlived it."""
+#: Put first on ``PYTHONPATH``: holds the export process (only) in its start-up for 3 s, so
+#: that the traces fill its pipe before it reads them (as on a loaded machine).
+SLOW_START = """
+import sys, time
+if any(arg.endswith("_sidecar.py") for arg in sys.argv):
+    time.sleep(3)
+"""
+
+
+def run_and_kill(url: str, calls: int, directory: Path, **env: str) -> tuple[dict, str, float]:
+    """Run :data:`KILLED_AFTER_HANDING_OVER` (its export process slow to start): its
+    export-process stats, everything it and its export process printed on standard error,
+    and how long that process outlived it."""
     base = {k: v for k, v in ENV.items() if not k.startswith("MLFLOW_")}
+    (directory / "sitecustomize.py").write_text(SLOW_START)
+    path = os.pathsep.join(filter(None, [str(directory), base.get("PYTHONPATH")]))
     app = subprocess.Popen(
         [sys.executable, "-c", KILLED_AFTER_HANDING_OVER, str(calls)],
-        env={**base, "MLFLOW_TRACKING_URI": url, **env},
+        env={**base, "MLFLOW_TRACKING_URI": url, "PYTHONPATH": path, **env},
         stdout=subprocess.PIPE,
         stderr=subprocess.PIPE,
         text=True,
@@ -369,15 +373,16 @@ FINAL_BOUND = 60 + 10 + 30
 
 
 def test_the_application_killed_after_handing_traces_over(tmp_path: Path) -> None:
-    """The application is killed (SIGKILL) once its traces are in the export process's hands,
-    the tracking server 0.5 s away per write: the export process writes every one of them,
-    prints no traceback (it stopped at its first answer to the vanished application, with a
-    ``BrokenPipeError`` on the terminal and a quarter of the traces lost), and ends."""
+    """The application is killed (SIGKILL) once its traces are in the export process's pipe
+    (the export process still starting), the tracking server 0.5 s away per write: the
+    export process writes every one of them, prints no traceback (it stopped at its first
+    answer to the vanished application, with a ``BrokenPipeError`` on the terminal and a
+    quarter of the traces lost), and ends."""
     port = free_port()
     server = start_mlflow_server(tmp_path, port)
     proxy, url = start_proxy(f"http://127.0.0.1:{port}", "NEVER-IN-A-TRACE", 0.5)
     try:
-        stats, err, outlived = run_and_kill(url, 40)
+        stats, err, outlived = run_and_kill(url, 40, tmp_path)
         assert stats["taken"] == 40 and stats["written"] < 40, stats
         assert "Traceback" not in err and "Error" not in err, err[-3000:]
         assert not running(stats["pid"]), stats
@@ -401,6 +406,7 @@ def test_what_cannot_be_written_after_the_application_is_gone_is_counted(
         stats, err, _ = run_and_kill(
             f"http://127.0.0.1:{silent.getsockname()[1]}",
             5,
+            tmp_path,
             MLFLOW_HTTP_REQUEST_TIMEOUT="2",
             MLFLOW_EXPERIMENT_ID="1",
             EXPERIMENT="",

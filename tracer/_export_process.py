@@ -158,6 +158,7 @@ class ExportProcess:
         self._number = 0
         self._flushed: dict[int, int] = {}
         self._written = self._failed = self._dropped = self._reported = self._taken = 0
+        self._sending = 0  # writes of the batch being written to the pipe
         self._losses_taken = 0
         self._reasons: list[str] = []
         self._deaths = 0
@@ -361,7 +362,12 @@ class ExportProcess:
                 send_env = environment != self._env
                 self._env = environment
                 pipe = self._to_child
-            self._send(pipe, batch, environment if send_env else None)
+                self._sending = len(batch)
+            try:
+                self._send(pipe, batch, environment if send_env else None)
+            finally:
+                with self._lock:
+                    self._sending = 0
 
     def _send(
         self,
@@ -649,7 +655,7 @@ class ExportProcess:
 
     def stats(self) -> dict[str, int]:
         """Traces taken, written, failed and dropped so far, writes in flight and those of them
-        not yet sent to the export process (for tests and diagnostics)."""
+        not yet all in the export process's pipe (for tests and diagnostics)."""
         self._mine()
         with self._lock:
             return {
@@ -658,7 +664,7 @@ class ExportProcess:
                 "failed": self._failed,
                 "dropped": self._dropped,
                 "in_flight": len(self._pending) + len(self._inflight),
-                "unsent": len(self._pending),
+                "unsent": len(self._pending) + self._sending,
                 "pid": self._process.pid if self._process is not None else 0,
                 "ready_after_ms": round(self._ready_after * 1000)
                 if self._ready_after is not None
