@@ -17,7 +17,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from conftest import running
+from conftest import free_port, running
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -368,12 +368,21 @@ with DevServer() as server:
 print(json.dumps({"last_statement": time.time(), "pid": pid}), flush=True)
 """
 
-#: Put first on ``PYTHONPATH``: holds the export process (only) in its start-up for a minute.
+#: Put first on ``PYTHONPATH``: holds the export process (only) in its start-up for a minute
+#: (``SLOW_START_S``).
 SLOW_START = """
-import sys, time
+import os, sys, time
 if any(arg.endswith("_sidecar.py") for arg in sys.argv):
-    time.sleep(60)
+    time.sleep(float(os.environ.get("SLOW_START_S", "60")))
 """
+
+
+def slow_start(tmp_path: Path) -> str:
+    """A ``PYTHONPATH`` with :data:`SLOW_START` first."""
+    slow = tmp_path / "slow"
+    slow.mkdir(exist_ok=True)
+    (slow / "sitecustomize.py").write_text(SLOW_START)
+    return os.pathsep.join([str(slow), os.environ.get("PYTHONPATH", "")]).rstrip(os.pathsep)
 
 
 def test_a_script_shorter_than_the_export_processs_start_up(tmp_path: Path) -> None:
@@ -382,17 +391,53 @@ def test_a_script_shorter_than_the_export_processs_start_up(tmp_path: Path) -> N
     start-up; the export process is ended. Before, such a script waited for the start-up
     (about a second and a half), or its traces were lost after the 30 s exit wait. Every
     trace is stored once; the bound is generous for a shared machine."""
-    slow = tmp_path / "slow"
-    slow.mkdir()
-    (slow / "sitecustomize.py").write_text(SLOW_START)
-    path = os.pathsep.join([str(slow), os.environ.get("PYTHONPATH", "")]).rstrip(os.pathsep)
-    report, stderr = run(tmp_path, SHORT_SCRIPT, PYTHONPATH=path)
+    report, stderr = run(tmp_path, SHORT_SCRIPT, PYTHONPATH=slow_start(tmp_path))
     exit_after = time.time() - report["last_statement"]
     assert exit_after < 20, (exit_after, stderr[-3000:])
     check, _ = run(tmp_path, 'report(traces=stored("short"))')
     assert check["traces"] == sorted(chat(f"quick {i}") for i in range(5))
     assert tracer_lines(stderr) == [], stderr[-3000:]
     assert report["pid"] and not running(report["pid"]), "the export process still runs"
+
+
+UNREACHABLE = """
+with DevServer() as server:
+    client = OpenAI(base_url=server.base_url, api_key="k", http_client=TracedClient())
+    for i in range(5):
+        ask(client, f"lost {i}")
+print(json.dumps({"last_statement": time.time()}), flush=True)
+"""
+
+
+def test_exit_waits_once_then_the_export_process_reports(tmp_path: Path) -> None:
+    """A tracking server that cannot be reached, and an export process that has not started
+    when the application exits (held in its start-up for 35 s): the application waits the
+    30 s of its exit once (it waited twice, both exit hooks closing, then started a second
+    export process) and says its traces have not been written yet; the export process then
+    starts, tries them once, and says on the application's standard error that it could not
+    write them. Bounds generous for a shared machine."""
+    app = subprocess.Popen(
+        [sys.executable, "-c", PRELUDE + UNREACHABLE, f"http://127.0.0.1:{free_port()}"],
+        env={
+            **os.environ,
+            "TRACER_STRICT": "0",
+            "MLFLOW_EXPERIMENT_ID": "1",
+            "PYTHONPATH": slow_start(tmp_path),
+            "SLOW_START_S": "35",
+            **NO_CATALOG,
+        },
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+        cwd=tmp_path,
+    )
+    last = json.loads(app.stdout.readline())["last_statement"]  # type: ignore[union-attr]
+    assert app.wait(timeout=120) == 0
+    exit_after = time.time() - last
+    _, stderr = app.communicate(timeout=120)  # the export process holds it until it ends
+    assert 25 < exit_after < 30 + 15, (exit_after, stderr[-3000:])
+    assert "the trace store has not caught up yet" in stderr, stderr[-3000:]
+    assert "could not write 5 trace(s) after the application ended" in stderr, stderr[-3000:]
 
 
 MODES = """
