@@ -4,6 +4,7 @@ Usage (from the project root)::
 
     .venv/bin/python bench/profile_export.py               # about half a minute
     .venv/bin/python bench/profile_export.py --traces 500  # more traces
+    .venv/bin/python bench/profile_export.py --stream-chunks 200  # streamed calls instead
 
 A first process makes ``--traces`` calls (and a warm-up) with the OpenAI SDK through
 :class:`tracer.TracedClient` (the realistic conversation of ``make bench``, an in-process
@@ -69,13 +70,14 @@ WRITE = "write(): the export process's batch write"
 Message = dict[str, Any]
 
 
-def capture(path: Path, calls: int) -> None:
-    """Make ``calls`` traced calls; write each line sent to the export process to ``path``."""
+def capture(path: Path, calls: int, chunks: int = 0) -> None:
+    """Make ``calls`` traced calls (streams of ``chunks`` chunks if not 0); write each line
+    sent to the export process to ``path``."""
     from mlflow.tracing.utils import TraceJSONEncoder
     from openai import OpenAI
 
     import tracer.export
-    from bench.workloads import REALISTIC
+    from bench.workloads import REALISTIC, reply_text
     from tracer import TracedClient
     from tracer._export_process import ExportProcess, _Flush
     from tracer.devserver import DevServer
@@ -93,10 +95,18 @@ def capture(path: Path, calls: int) -> None:
     with DevServer() as server:
         http: Any = TracedClient()  # openai>=3 is typed for httpx2 clients, and takes httpx ones
         client: Any = OpenAI(base_url=server.base_url, api_key="k", http_client=http)
+        reply = {"x-devserver-reply": reply_text(chunks)} if chunks else {}
         for _ in range(calls):
-            client.chat.completions.create(
-                model="gpt-4o-mini", messages=REALISTIC.messages, **REALISTIC.params
+            answer = client.chat.completions.create(
+                model="gpt-4o-mini",
+                messages=REALISTIC.messages,
+                stream=bool(chunks),
+                extra_headers=reply,
+                **REALISTIC.params,
             )
+            if chunks:
+                for _chunk in answer:
+                    pass
         if not tracer.export.flush(60):
             raise SystemExit("the captured traces were not all written")
     out.close()
@@ -279,6 +289,9 @@ def main(argv: list[str] | None = None) -> int:
     """Capture the lines in one process, then replay and profile them in another."""
     parser = argparse.ArgumentParser(description=(__doc__ or "").splitlines()[0])
     parser.add_argument("--traces", type=int, default=200, help="traces measured")
+    parser.add_argument(
+        "--stream-chunks", type=int, default=0, help="streamed calls of this many chunks"
+    )
     parser.add_argument("--capture", type=Path, help=argparse.SUPPRESS)
     parser.add_argument("--replay", type=Path, help=argparse.SUPPRESS)
     args = parser.parse_args(argv)
@@ -287,7 +300,7 @@ def main(argv: list[str] | None = None) -> int:
     env = {k: v for k, v in os.environ.items() if not k.startswith(("MLFLOW_", "TRACER_"))}
     env["MLFLOW_MODEL_CATALOG_URI"] = ""
     if args.capture is not None:
-        capture(args.capture, args.traces)
+        capture(args.capture, args.traces, args.stream_chunks)
     elif args.replay is not None:
         replay(args.replay, args.replay.parent)
     else:
@@ -295,6 +308,7 @@ def main(argv: list[str] | None = None) -> int:
             lines, count = Path(directory) / "lines.jsonl", args.traces + WARMUP
             started = time.perf_counter()
             calls = ["--traces", str(count), "--capture", str(lines)]
+            calls += ["--stream-chunks", str(args.stream_chunks)]
             uri = {"MLFLOW_TRACKING_URI": f"sqlite:///{directory}/capture.db"}
             subprocess.run([sys.executable, __file__, *calls], env={**env, **uri}, check=True)
             print(f"Captured {count} traces in {time.perf_counter() - started:.0f} s")
