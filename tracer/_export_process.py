@@ -453,44 +453,43 @@ class ExportProcess:
         self._process, self._to_child = None, -1
         self._idle_since = time.monotonic()
 
-    def _still_starting_for_sqlite(self) -> bool:
-        """Whether, at exit, the export process has not started yet (a script shorter than its
-        start-up, about a second and a half) and every write it was given is for SQLite (lock
-        held)."""
-        if self._process is None or self._ready_after is not None:
-            return False
-        items = [*self._inflight.values(), *self._pending]
-        writes = [item for item in items if isinstance(item, Write)]
-        return bool(writes) and all(w.uri.lower().startswith("sqlite") for w in writes)
-
     def before_exit_flush(self) -> None:
         """At exit, once MLflow has handed over what it gathered and before the flush waits:
         see :meth:`_write_here`."""
         if not self._exiting:
             return
         with self._lock:
-            starting = self._still_starting_for_sqlite()
-        if starting:
-            self._write_here()
+            uris = self._uris_if_still_starting()
+        if uris and all(map(_writable_here, uris)):
+            self._write_here(uris)
 
-    def _write_here(self) -> None:
+    def _uris_if_still_starting(self) -> set[str]:
+        """The stores of the writes waiting, if the export process has not started yet (a
+        script shorter than its start-up, about a second and a half); else none (lock held)."""
+        if self._process is None or self._ready_after is not None:
+            return set()
+        items = [*self._inflight.values(), *self._pending]
+        return {item.uri for item in items if isinstance(item, Write)}
+
+    def _write_here(self, uris: set[str]) -> None:
         """At exit, end the export process that is still starting and make its writes here,
-        in order, as MLflow's own queue makes a write handed to it while it flushes (MLflow
-        and the store are loaded here already), rather than wait for its start-up. Only for a
-        SQLite store: a write there cannot wait on a network, where MLflow would retry one to
-        a tracking server for minutes. (A write the export process made in the moment between
-        its start and this is made again: MLflow's store takes a trace again as the same.)
-        MLflow prices the spans as it stores them, with a model catalog it fetches: where that
-        cannot be reached, it is pointed at the prices it would fall back to, as the export
-        process does, rather than retry for seconds. Writes that come later go to MLflow's
-        queue."""
-        from tracer._sidecar import catalog_unreachable
+        in order, with MLflow's own write tasks as MLflow's queue makes one handed to it while
+        it flushes (MLflow and the store are loaded here already), rather than wait for its
+        start-up. Only for SQLite and tracking servers that answer at once
+        (:func:`_writable_here`); they run on a thread of their own, waited for until the exit's
+        time-out at most. (A write the export process made in the moment between its start and
+        this is made again: MLflow's store takes a trace again as the same.) MLflow prices the
+        spans as it stores them in SQLite, with a model catalog it fetches: where that cannot
+        be reached, it is pointed at the prices it would fall back to, as the export process
+        does, rather than retry for seconds. Writes that come later go to MLflow's queue."""
+        if any(uri.lower().startswith("sqlite") for uri in uris):
+            from tracer._sidecar import catalog_unreachable
 
-        if catalog_unreachable():
-            os.environ["MLFLOW_MODEL_CATALOG_URI"] = ""
+            if catalog_unreachable():
+                os.environ["MLFLOW_MODEL_CATALOG_URI"] = ""
         with self._lock:
-            if not self._still_starting_for_sqlite():
-                return
+            if self._uris_if_still_starting() != uris:
+                return  # it has started meanwhile, or was given more
             process = self._process
             if process is not None:
                 with contextlib.suppress(OSError):
@@ -506,9 +505,22 @@ class ExportProcess:
                 if isinstance(item, _Flush):
                     self._flushed[item.token] = 0
             self._lock.notify_all()
-        for item in items:
-            if isinstance(item, Write):
-                item.task.handle()  # MLflow's task: it logs its own failure
+        writes = [item for item in items if isinstance(item, Write)]
+
+        def write_all() -> None:
+            for write in writes:
+                write.task.handle()  # MLflow's task: it logs its own failure
+
+        writer = threading.Thread(target=write_all, name="tracer-exit-write", daemon=True)
+        writer.start()
+        writer.join(max(0.0, self._exit_deadline - time.monotonic()))
+        if writer.is_alive():
+            warn_once(
+                ("exit-write",),
+                "tracer: the last traces were still being written when the %.0f s wait at "
+                "exit ended; some may not be written",
+                EXIT_TIMEOUT,
+            )
 
     def _give_back(self) -> None:
         """Hand everything pending back to MLflow's queue (lock held)."""
@@ -711,6 +723,25 @@ class ExportProcess:
                 # tracer._sidecar.FINAL_SECONDS), and reports on standard error what it
                 # could not write.
                 self._retire()
+
+
+def _writable_here(uri: str) -> bool:
+    """Whether the application can make its last writes to ``uri`` itself at exit without
+    waiting on a network: a SQLite store, or a tracking server that answers its health check
+    at once (a light request, one second at most, without retries). MLflow's own write to a
+    server that does not answer would retry for minutes."""
+    scheme = uri.partition(":")[0].lower()
+    if scheme == "sqlite":
+        return True
+    if scheme not in ("http", "https"):
+        return False
+    import urllib.request
+
+    try:
+        with urllib.request.urlopen(f"{uri.rstrip('/')}/health", timeout=1) as answer:
+            return bool(answer.status == 200)
+    except Exception:
+        return False
 
 
 _CAP_SYS_NICE = 23
