@@ -456,6 +456,7 @@ class ExportProcess:
     def before_exit_flush(self) -> None:
         """At exit, once MLflow has handed over what it gathered and before the flush waits:
         see :meth:`_write_here`."""
+        self._mine()
         if not self._exiting:
             return
         with self._lock:
@@ -687,8 +688,8 @@ class ExportProcess:
         """At exit: the spans of open and abandoned streams end (:func:`before_close`),
         everything MLflow still holds is exported and written, then the export process ends
         (it exits when its input closes); all of it within :data:`EXIT_TIMEOUT`. Writes that
-        come later go to MLflow's queue; those for SQLite are made here when the export
-        process has not started yet (:meth:`_write_here`)."""
+        come later go to MLflow's queue. When the export process has not started yet, the
+        writes are made here where that needs no wait on a network (:meth:`_write_here`)."""
         self._mine()
         with self._lock:
             if self._closing:  # both exit hooks call this (the reaper's and its own)

@@ -275,7 +275,7 @@ def write(
 
     MLflow's exporter writes a trace's spans, then its info; a store known to keep spans in
     its tables (``log_spans`` has worked there) gets the info first instead, which the store
-    then takes in one insert rather than merged into the row its spans made (a third of the
+    then takes in one insert rather than merged into the row its spans made (under half the
     CPU time, for the same rows: ``docs/performance.md``). Where a trace's spans are then
     refused, they are uploaded with it as MLflow's exporter would have. Writes to a store
     other than SQLite (a tracking server, a database server) go out in parallel, on up to
@@ -623,7 +623,7 @@ def main() -> None:
             chunk = work[start : start + ACK_EVERY]
             if closed_at and time.monotonic() > closed_at[0] + FINAL_SECONDS:
                 out_of_time = True
-            if later or out_of_time:  # the store is unreachable: the rest waits too, in order
+            if later or out_of_time:  # unreachable, or out of time: the rest waits, in order
                 later.extend(chunk)
                 continue
             ok, failed, later, refused = write(store, chunk)
