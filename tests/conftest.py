@@ -207,6 +207,19 @@ def start_mlflow_server(directory: Path, port: int) -> subprocess.Popen[bytes]:
     pytest.fail("mlflow server did not start")
 
 
+def slow_export_start(directory: Path, seconds: float, python_path: str | None = None) -> str:
+    """A ``PYTHONPATH`` (``python_path`` after it) whose ``sitecustomize`` holds the export
+    process, and only it, in its start-up for ``seconds``."""
+    slow = directory / "slow-start"
+    slow.mkdir(exist_ok=True)
+    (slow / "sitecustomize.py").write_text(
+        "import sys, time\n"
+        "if any(arg.endswith('_sidecar.py') for arg in sys.argv):\n"
+        f"    time.sleep({seconds})\n"
+    )
+    return os.pathsep.join(filter(None, [str(slow), python_path]))
+
+
 def running(pid: int) -> bool:
     """Whether process ``pid`` runs (an ended process whose parent is gone may wait as a
     zombie for a reaper that a container does not have)."""

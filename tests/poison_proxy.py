@@ -1,11 +1,12 @@
-"""Run by test_backend_failure.py: a proxy in front of a tracking server that answers HTTP 500
-(with MLflow's error document) to every request whose body holds a marker, and forwards the
-rest, each write (a POST) after ``DELAY`` seconds. One trace the store cannot take, the others
-healthy; or a server far away. ``GET /proxy-stats`` answers how many writes it has seen at
-once, at most.
+"""Run by test_backend_failure.py: a proxy in front of a tracking server that answers HTTP
+``STATUS`` (500 by default, with MLflow's error document) to every request to a path starting
+with ``PATH`` (any by default) whose body holds a marker, and forwards the rest, each write (a
+POST) after ``DELAY`` seconds. One trace (or one trace's spans) the store cannot take, the
+others healthy; or a server far away. ``GET /proxy-stats`` answers how many writes it has seen
+at once, at most.
 
-Usage: poison_proxy.py UPSTREAM_URL MARKER [DELAY]  (prints its own URL, then serves until
-killed)
+Usage: poison_proxy.py UPSTREAM_URL MARKER [DELAY [STATUS [PATH]]]  (prints its own URL, then
+serves until killed)
 """
 
 from __future__ import annotations
@@ -20,6 +21,8 @@ import httpx
 
 UPSTREAM, MARKER = sys.argv[1], sys.argv[2].encode()
 DELAY = float(sys.argv[3]) if len(sys.argv) > 3 else 0.0
+STATUS = int(sys.argv[4]) if len(sys.argv) > 4 else 500
+PATH = sys.argv[5] if len(sys.argv) > 5 else "/"
 HOP_BY_HOP = {"host", "content-length", "connection", "transfer-encoding", "content-encoding"}
 upstream = httpx.Client(base_url=UPSTREAM, timeout=60, limits=httpx.Limits(max_connections=64))
 writes = {"now": 0, "most": 0}
@@ -71,9 +74,10 @@ class Proxy(BaseHTTPRequestHandler):
             self._answer(body)
 
     def _answer(self, body: bytes) -> None:
-        if MARKER in body:
-            error = b'{"error_code": "INTERNAL_ERROR", "message": "this payload breaks the store"}'
-            self._reply(500, [("Content-Type", "application/json")], error)
+        if MARKER in body and self.path.startswith(PATH):
+            code = "INTERNAL_ERROR" if STATUS >= 500 else "INVALID_PARAMETER_VALUE"
+            error = f'{{"error_code": "{code}", "message": "this payload breaks the store"}}'
+            self._reply(STATUS, [("Content-Type", "application/json")], error.encode())
             return
         headers = {k: v for k, v in self.headers.items() if k.lower() not in HOP_BY_HOP}
         answer = upstream.request(self.command, self.path, content=body, headers=headers)

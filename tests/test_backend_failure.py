@@ -18,7 +18,13 @@ from collections.abc import Callable
 from pathlib import Path
 
 import httpx
-from conftest import free_port, running, start_mlflow_server, stop_mlflow_server
+from conftest import (
+    free_port,
+    running,
+    slow_export_start,
+    start_mlflow_server,
+    stop_mlflow_server,
+)
 
 PROBE = Path(__file__).with_name("backend_probe.py")
 CALLS = 40
@@ -250,6 +256,58 @@ def test_one_trace_the_store_refuses_fails_alone(tmp_path: Path) -> None:
         stop_mlflow_server(server)
 
 
+SPANS_REFUSED = """
+import json, mlflow
+from openai import OpenAI
+from tracer import TracedClient, export
+from tracer.devserver import DevServer
+
+mlflow.set_experiment("spans-refused")
+with DevServer() as server:
+    client = OpenAI(base_url=server.base_url, api_key="k", max_retries=0,
+                    http_client=TracedClient())
+    def ask(question):
+        client.chat.completions.create(
+            model="gpt-4o-mini", messages=[{"role": "user", "content": question}]
+        )
+    ask("healthy first")
+    export.flush(timeout=60)  # the store has taken spans: later traces' infos go first
+    ask("SPANS-REFUSED")
+    ask("healthy after")
+    print(json.dumps(export.export_process().stats()))
+    export.flush(timeout=60)
+"""
+
+
+def test_a_trace_whose_spans_the_store_refuses_keeps_them(tmp_path: Path) -> None:
+    """A tracking server that refuses (HTTP 400) one trace's span write only, after it took
+    that trace's info (written first, once the store has taken spans): the trace's spans are
+    uploaded with it, as MLflow's exporter uploads the spans of a trace whose spans the
+    store's tables did not take, so the trace still reads back whole; the others are
+    untouched."""
+    port = free_port()
+    server = start_mlflow_server(tmp_path, port)
+    proxy, url = start_proxy(f"http://127.0.0.1:{port}", "SPANS-REFUSED", 0, 400, "/v1/traces")
+    try:
+        run_app(SPANS_REFUSED, url)
+        stored = run_app(
+            "import json, mlflow; e = mlflow.get_experiment_by_name('spans-refused'); "
+            "print(json.dumps(sorted([s.name, s.inputs['messages'][0]['content']] for t in "
+            "mlflow.search_traces(locations=[e.experiment_id], return_type='list') "
+            "for s in t.data.spans)))",
+            f"http://127.0.0.1:{port}",
+        )
+    finally:
+        proxy.kill()
+        stop_mlflow_server(server)
+    spans = json.loads(stored.stdout.strip().splitlines()[-1])
+    assert spans == [
+        ["chat gpt-4o-mini", "SPANS-REFUSED"],
+        ["chat gpt-4o-mini", "healthy after"],
+        ["chat gpt-4o-mini", "healthy first"],
+    ], stored.stderr[-3000:]
+
+
 DISTANT_SERVER = """
 import json, os, time, mlflow
 from openai import OpenAI
@@ -272,7 +330,9 @@ with DevServer() as server:
 """
 
 
-def start_proxy(upstream: str, marker: str, delay: float = 0.0) -> tuple[subprocess.Popen, str]:
+def start_proxy(
+    upstream: str, marker: str, delay: float = 0.0, status: int = 500, path: str = "/"
+) -> tuple[subprocess.Popen, str]:
     """``poison_proxy.py`` in front of ``upstream``; the process and its URL."""
     proxy = subprocess.Popen(
         [
@@ -281,6 +341,8 @@ def start_proxy(upstream: str, marker: str, delay: float = 0.0) -> tuple[subproc
             upstream,
             marker,
             str(delay),
+            str(status),
+            path,
         ],
         stdout=subprocess.PIPE,
         text=True,
@@ -336,22 +398,13 @@ with DevServer() as server:
 """
 
 
-#: Put first on ``PYTHONPATH``: holds the export process (only) in its start-up for 3 s, so
-#: that the traces fill its pipe before it reads them (as on a loaded machine).
-SLOW_START = """
-import sys, time
-if any(arg.endswith("_sidecar.py") for arg in sys.argv):
-    time.sleep(3)
-"""
-
-
 def run_and_kill(url: str, calls: int, directory: Path, **env: str) -> tuple[dict, str, float]:
     """Run :data:`KILLED_AFTER_HANDING_OVER` (its export process slow to start): its
     export-process stats, everything it and its export process printed on standard error,
     and how long that process outlived it."""
     base = {k: v for k, v in ENV.items() if not k.startswith("MLFLOW_")}
-    (directory / "sitecustomize.py").write_text(SLOW_START)
-    path = os.pathsep.join(filter(None, [str(directory), base.get("PYTHONPATH")]))
+    # 3 s: the traces fill its pipe before it reads them, as on a loaded machine.
+    path = slow_export_start(directory, 3, base.get("PYTHONPATH"))
     app = subprocess.Popen(
         [sys.executable, "-c", KILLED_AFTER_HANDING_OVER, str(calls)],
         env={**base, "MLFLOW_TRACKING_URI": url, "PYTHONPATH": path, **env},

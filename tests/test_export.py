@@ -17,7 +17,13 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from conftest import free_port, running, start_mlflow_server, stop_mlflow_server
+from conftest import (
+    free_port,
+    running,
+    slow_export_start,
+    start_mlflow_server,
+    stop_mlflow_server,
+)
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -369,22 +375,6 @@ with DevServer() as server:
 print(json.dumps({"last_statement": time.time(), "pid": pid}), flush=True)
 """
 
-#: Put first on ``PYTHONPATH``: holds the export process (only) in its start-up for a minute
-#: (``SLOW_START_S``).
-SLOW_START = """
-import os, sys, time
-if any(arg.endswith("_sidecar.py") for arg in sys.argv):
-    time.sleep(float(os.environ.get("SLOW_START_S", "60")))
-"""
-
-
-def slow_start(tmp_path: Path) -> str:
-    """A ``PYTHONPATH`` with :data:`SLOW_START` first."""
-    slow = tmp_path / "slow"
-    slow.mkdir(exist_ok=True)
-    (slow / "sitecustomize.py").write_text(SLOW_START)
-    return os.pathsep.join([str(slow), os.environ.get("PYTHONPATH", "")]).rstrip(os.pathsep)
-
 
 @pytest.mark.parametrize("store", ["sqlite", "mlflow server"])
 def test_a_script_shorter_than_the_export_processs_start_up(tmp_path: Path, store: str) -> None:
@@ -400,7 +390,12 @@ def test_a_script_shorter_than_the_export_processs_start_up(tmp_path: Path, stor
         server = start_mlflow_server(tmp_path, port)
         uri = f"http://127.0.0.1:{port}"
     try:
-        report, stderr = run(tmp_path, SHORT_SCRIPT, uri=uri, PYTHONPATH=slow_start(tmp_path))
+        report, stderr = run(
+            tmp_path,
+            SHORT_SCRIPT,
+            uri=uri,
+            PYTHONPATH=slow_export_start(tmp_path, 60, os.environ.get("PYTHONPATH")),
+        )
         exit_after = time.time() - report["last_statement"]
         assert exit_after < 20, (exit_after, stderr[-3000:])
         check, _ = run(tmp_path, 'report(traces=stored("short"))', uri=uri)
@@ -434,8 +429,7 @@ def test_exit_waits_once_then_the_export_process_reports(tmp_path: Path) -> None
             **os.environ,
             "TRACER_STRICT": "0",
             "MLFLOW_EXPERIMENT_ID": "1",
-            "PYTHONPATH": slow_start(tmp_path),
-            "SLOW_START_S": "35",
+            "PYTHONPATH": slow_export_start(tmp_path, 35, os.environ.get("PYTHONPATH")),
             **NO_CATALOG,
         },
         stdout=subprocess.PIPE,

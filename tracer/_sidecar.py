@@ -114,6 +114,8 @@ def transient(exc: BaseException) -> bool:
     return False
 
 
+#: Traces remembered, at most, whose spans the store refused before their info came.
+MAX_REFUSED = 10_000
 #: How many times the store may answer one write with a server error, while it takes the
 #: others, before that write is reported failed (it will not be taken: a bad trace).
 MAX_ANSWERED_ERRORS = 3
@@ -179,6 +181,7 @@ class Store:
         self._clients: dict[str, Any] = {}
         self._no_log_spans: set[str] = set()
         self._keeps_spans: set[str] = set()
+        self._refused: set[str] = set()  # traces whose spans were refused, info not yet written
 
     def client(self, uri: str) -> Any:
         """MLflow's tracing client for ``uri`` (its store connects when it is made)."""
@@ -240,27 +243,46 @@ class Store:
 
     def log_trace(
         self, uri: str, workspace: str | None, message: Message, spans_follow: bool = False
-    ) -> tuple[Any, Any]:
-        """Write the trace's info, and its spans to the artifact store where the store does not
-        keep them itself. With ``spans_follow``, its spans are written to the store's tables
-        after this (see :func:`write`); the info and the trace are returned so that the spans
-        can still be uploaded if that write is refused."""
+    ) -> None:
+        """Write the trace's info, and its spans to the artifact store where the store's tables
+        do not hold them, as MLflow's exporter does. With ``spans_follow``, its spans are
+        written to the store's tables after this (see :func:`write`), unless they were refused
+        already."""
         trace = self.trace_of(message)
         client = self.client(uri)
         with self._workspace(workspace):
             self._size_stats(trace)
             info = client.start_trace(trace.info)
-            if spans_follow:
-                return info, trace
+            refused = info.trace_id in self._refused
+            self._refused.discard(info.trace_id)
+            if spans_follow and not refused:
+                return
             if info.tags.get(self._spans_location) != self._tracking_store:
                 client._upload_trace_data(info, trace.data)
-        return info, trace
 
-    def upload_spans(self, uri: str, workspace: str | None, info: Any, trace: Any) -> None:
-        """The trace's spans to the artifact store (where they go when the store's tables did
-        not take them), as MLflow's exporter uploads them."""
+    def spans_refused(self, message: Message) -> None:
+        """A span write refused for good: its spans go to the artifact store with their trace,
+        as MLflow's exporter uploads the spans of a trace that the store's tables did not take.
+        Where a trace's info is written already (it went first), they are uploaded now, with
+        the info read back; otherwise its info's write uploads the trace's spans
+        (best effort: the refusal is reported already)."""
+        uri, workspace = message["uri"], message.get("workspace")
+        by_trace: dict[str | None, list[Message]] = defaultdict(list)
+        for span in message["spans"]:
+            by_trace[_trace_id(span)].append(span)
+        by_trace.pop(None, None)
+        client = self.client(uri)
         with self._workspace(workspace):
-            self.client(uri)._upload_trace_data(info, trace.data)
+            for trace_id, spans in by_trace.items():
+                try:
+                    info = client.get_trace_info(trace_id)
+                except Exception:
+                    if len(self._refused) < MAX_REFUSED:
+                        self._refused.add(str(trace_id))
+                    continue
+                with contextlib.suppress(Exception):
+                    data = self._trace_data(spans=[self._span.from_dict(s) for s in spans])
+                    client._upload_trace_data(info, data)
 
 
 def write(
@@ -276,8 +298,9 @@ def write(
     MLflow's exporter writes a trace's spans, then its info; a store known to keep spans in
     its tables (``log_spans`` has worked there) gets the info first instead, which the store
     then takes in one insert rather than merged into the row its spans made (under half the
-    CPU time, for the same rows: ``docs/performance.md``). Where a trace's spans are then
-    refused, they are uploaded with it as MLflow's exporter would have. Writes to a store
+    CPU time, for the same rows: ``docs/performance.md``). Where a span write is refused for
+    good, its spans are uploaded with their traces, as MLflow's exporter would have
+    (:meth:`Store.spans_refused`). Writes to a store
     other than SQLite (a tracking server, a database server) go out in parallel, on up to
     ``MLFLOW_ASYNC_TRACE_LOGGING_MAX_WORKERS`` threads as in MLflow's own exporter; SQLite
     takes one writer at a time."""
@@ -288,8 +311,6 @@ def write(
     up: set[str] = set()  # took a write in this call, or answered a read
     probed: set[str] = set()
     answered: list[tuple[Message, int]] = []
-    # Traces whose info went first, by trace id: their spans must reach the store after it.
-    ahead: dict[str, tuple[Message, Any, Any]] = {}
 
     def attempt(message: Message, action: Any) -> None:
         for last_try in (False, True):
@@ -313,13 +334,10 @@ def write(
                 return
 
     def info_first(message: Message) -> None:
-        def action() -> None:
-            info, trace = store.log_trace(
-                message["uri"], message.get("workspace"), message, spans_follow=True
-            )
-            ahead[info.trace_id] = (message, info, trace)
-
-        attempt(message, action)
+        attempt(
+            message,
+            lambda: store.log_trace(message["uri"], message.get("workspace"), message, True),
+        )
 
     def trace_after(message: Message) -> None:
         if message["uri"] in down:
@@ -360,13 +378,14 @@ def write(
         if message["op"] == "spans":
             key = (message["uri"], message.get("workspace"), message["experiment_id"])
             groups[key].append(message)
-    traces = [message for message in messages if message["op"] == "trace"]
-    first = {message["id"] for message in traces if store.keeps_spans(message["uri"])}
-    _each([(m["uri"], functools.partial(info_first, m)) for m in traces if m["id"] in first])
+    first: list[Message] = []
+    after: list[Message] = []
+    for message in messages:
+        if message["op"] == "trace":
+            (first if store.keeps_spans(message["uri"]) else after).append(message)
+    _each([(m["uri"], functools.partial(info_first, m)) for m in first])
     _each([(key[0], functools.partial(spans, key, group)) for key, group in groups.items()])
-    _each([(m["uri"], functools.partial(trace_after, m)) for m in traces if m["id"] not in first])
-    if ahead:
-        _upload_refused_spans(store, messages, {number for number, _ in failed}, ahead)
+    _each([(m["uri"], functools.partial(trace_after, m)) for m in after])
     again: list[Message] = []
     for message, status in answered:
         message["status"] = status
@@ -384,29 +403,12 @@ def write(
             failed.append([message["id"], reason])
         else:
             again.append(message)
+    refused = {number for number, _ in failed}
+    for message in messages:
+        if message["op"] == "spans" and message["id"] in refused:
+            store.spans_refused(message)
     later.sort(key=lambda m: m["id"])  # in the order they came
     return ok, failed, later, again
-
-
-def _upload_refused_spans(
-    store: Store,
-    messages: list[Message],
-    refused: set[int],
-    ahead: dict[str, tuple[Message, Any, Any]],
-) -> None:
-    """The spans of traces whose info went first, where their span write was refused for
-    good: uploaded with the trace, as MLflow's exporter does when the store's tables have not
-    taken them (best effort: the span write's failure is already reported)."""
-    for message in messages:
-        if message["op"] != "spans" or message["id"] not in refused:
-            continue
-        for trace_id in {_trace_id(span) for span in message["spans"]}:
-            if trace_id in ahead:
-                trace_message, info, trace = ahead.pop(trace_id)
-                with contextlib.suppress(Exception):
-                    store.upload_spans(
-                        trace_message["uri"], trace_message.get("workspace"), info, trace
-                    )
 
 
 def _trace_id(span: Message) -> str | None:
