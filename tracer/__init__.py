@@ -20,6 +20,7 @@ import importlib
 from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
+    from tracer.cassettes import CassetteError, CassetteMiss, cassette
     from tracer.client import TracedAsyncClient, TracedClient, wrap
     from tracer.config import TracerConfig
     from tracer.instrumentation import instrument, instrumented, uninstrument
@@ -27,10 +28,13 @@ if TYPE_CHECKING:
 
 __all__ = [
     "AsyncTracingTransport",
+    "CassetteError",
+    "CassetteMiss",
     "TracedAsyncClient",
     "TracedClient",
     "TracerConfig",
     "TracingTransport",
+    "cassette",
     "instrument",
     "instrumented",
     "uninstrument",
@@ -45,6 +49,9 @@ _HOME = {
     "TracedClient": "tracer.client",
     "wrap": "tracer.client",
     "TracerConfig": "tracer.config",
+    "cassette": "tracer.cassettes",
+    "CassetteError": "tracer.cassettes",
+    "CassetteMiss": "tracer.cassettes",
     "instrument": "tracer.instrumentation",
     "instrumented": "tracer.instrumentation",
     "uninstrument": "tracer.instrumentation",

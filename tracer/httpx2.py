@@ -41,7 +41,7 @@ class _Joined:
         return b"".join(self._decoder.flush())
 
 
-HTTPX2 = Library("httpx2", httpx2.RequestNotRead, list(SUPPORTED_DECODERS), _Joined)
+HTTPX2 = Library("httpx2", httpx2.RequestNotRead, list(SUPPORTED_DECODERS), _Joined, httpx2)
 
 
 class _Stream(ObservedStream, httpx2.SyncByteStream):

@@ -12,6 +12,7 @@ A body already in memory is parsed with the standard library's MIME parser inste
 
 from __future__ import annotations
 
+import hashlib
 import os
 from email.parser import BytesParser
 from email.policy import HTTP
@@ -78,9 +79,9 @@ def form_of_stream(stream: Any) -> dict[str, Any] | None:
     return form
 
 
-def form_of_body(content_type: str, body: bytes) -> dict[str, Any] | None:
-    """The fields of a ``multipart/form-data`` body already in memory, files described;
-    ``None`` when it is not one."""
+def form_of_body(content_type: str, body: bytes, *, digest: bool = False) -> dict[str, Any] | None:
+    """The fields of a ``multipart/form-data`` body already in memory, files described (with
+    ``digest``, also by the SHA-256 of their bytes); ``None`` when it is not one."""
     if "multipart/form-data" not in content_type.lower():
         return None
     head = f"Content-Type: {content_type}\r\n\r\n".encode()
@@ -97,7 +98,10 @@ def form_of_body(content_type: str, body: bytes) -> dict[str, Any] | None:
         filename = part.get_filename()
         if filename is not None:
             content = part.get_content_type() if part.get("content-type") else None
-            _add(form, name, {"filename": filename, "content_type": content, "size": len(payload)})
+            described = {"filename": filename, "content_type": content, "size": len(payload)}
+            if digest:
+                described["sha256"] = hashlib.sha256(payload).hexdigest()
+            _add(form, name, described)
         else:
             _add(form, name, payload.decode("utf-8", errors="replace"))
     return form

@@ -345,6 +345,11 @@ class Recorder:
         except Exception as exc:
             self._internal(exc)
 
+    def note_cassette(self, path: str, *, replayed: bool) -> None:
+        """The call went through a cassette: answered from it (``replayed``) or recorded."""
+        self._response_attrs["tracer.cassette"] = path
+        self._response_attrs["tracer.replayed"] = replayed
+
     def _start_stream(self) -> None:
         """Set up a stream's decoder and accumulator, once (not before its first chunk)."""
         if self._sse is not None or self._stream_type is None:

@@ -12,13 +12,14 @@ in :mod:`tracer.httpx2`; each library contributes only its base classes and deco
 from __future__ import annotations
 
 import functools
+import time
 from collections.abc import AsyncIterator, Callable, Iterator, Sequence
 from typing import Any
 
 import httpx
 from httpx._decoders import SUPPORTED_DECODERS, MultiDecoder
 
-from tracer import multipart, nesting, reaper, routes, spans
+from tracer import _cassette_wire, multipart, nesting, reaper, routes, spans
 from tracer.config import TracerConfig
 from tracer.failsafe import internal_error
 from tracer.recorder import ContentDecoder, Recorder, RequestInfo
@@ -35,8 +36,10 @@ class Library:
         request_not_read: type[Exception],
         supported_encodings: Sequence[str],
         build_decoder: Callable[[list[str]], ContentDecoder],
+        module: Any,
     ) -> None:
         self.name = name
+        self.module = module  # the library itself: its Response, byte streams and errors
         self.request_not_read = request_not_read
         self.supported_encodings = frozenset(supported_encodings)
         self.build_decoder = build_decoder
@@ -62,7 +65,7 @@ def _httpx_decoder(encodings: list[str]) -> ContentDecoder:
     return decoders[0] if len(decoders) == 1 else MultiDecoder(children=decoders)
 
 
-HTTPX = Library("httpx", httpx.RequestNotRead, list(SUPPORTED_DECODERS), _httpx_decoder)
+HTTPX = Library("httpx", httpx.RequestNotRead, list(SUPPORTED_DECODERS), _httpx_decoder, httpx)
 
 
 def _begin(request: Any, config: TracerConfig, library: Library) -> Recorder | None:
@@ -115,6 +118,21 @@ def _observe(response: Any, recorder: Recorder, stream_class: type, library: Lib
     except Exception as exc:
         internal_error("observing a response", exc, strict=recorder.config.strict)
     return response
+
+
+def _answered(
+    response: Any,
+    recorder: Recorder | None,
+    taken: Any,
+    tape: Any,
+    stream_class: type,
+    library: Library,
+) -> Any:
+    """A response from a cassette (or recorded into one), shown to the span's recorder."""
+    if recorder is None:
+        return response
+    recorder.note_cassette(str(tape.path), replayed=isinstance(taken, dict))
+    return _observe(response, recorder, stream_class, library)
 
 
 class _Watched:
@@ -207,6 +225,9 @@ class SyncTracing:
 
     def handle_request(self, request: Any) -> Any:
         """Send ``request`` through the wrapped transport, recording it if it is an LLM call."""
+        tape = _cassette_wire.in_use(request, self.config)
+        if tape is not None:
+            return self._through_cassette(request, tape)
         recorder = _begin(request, self.config, self.library)
         if recorder is None:
             return self.transport.handle_request(request)
@@ -219,6 +240,34 @@ class SyncTracing:
         finally:
             nesting.leave(token)
         return _observe(response, recorder, self.stream_class, self.library)
+
+    def _through_cassette(self, request: Any, tape: Any) -> Any:
+        try:
+            body = request.content
+        except self.library.request_not_read:
+            body = request.read()  # an upload: matched by its fields and files' digests
+        taken = _cassette_wire.take(tape, request, body, self.config)
+        recorder = _begin(request, self.config, self.library)
+        token = nesting.enter()
+        try:
+            if isinstance(taken, dict):
+                delay = _cassette_wire.head_delay(taken, tape)
+                if delay:
+                    time.sleep(delay)
+                response = _cassette_wire.replayed_response(
+                    taken, tape, request, self.library.module, asynchronous=False
+                )
+            else:
+                response = _cassette_wire.recording_stream(
+                    self.transport.handle_request(request), taken, self.library, False
+                )
+        except BaseException as exc:
+            if recorder is not None:
+                recorder.on_error(exc)
+            raise
+        finally:
+            nesting.leave(token)
+        return _answered(response, recorder, taken, tape, self.stream_class, self.library)
 
     def close(self) -> None:
         """Close the wrapped transport."""
@@ -240,6 +289,9 @@ class AsyncTracing:
 
     async def handle_async_request(self, request: Any) -> Any:
         """Send ``request`` through the wrapped transport, recording it if it is an LLM call."""
+        tape = _cassette_wire.in_use(request, self.config)
+        if tape is not None:
+            return await self._through_cassette(request, tape)
         recorder = _begin(request, self.config, self.library)
         if recorder is None:
             return await self.transport.handle_async_request(request)
@@ -252,6 +304,36 @@ class AsyncTracing:
         finally:
             nesting.leave(token)
         return _observe(response, recorder, self.stream_class, self.library)
+
+    async def _through_cassette(self, request: Any, tape: Any) -> Any:
+        try:
+            body = request.content
+        except self.library.request_not_read:
+            body = await request.aread()  # an upload: matched by its fields and files' digests
+        taken = _cassette_wire.take(tape, request, body, self.config)
+        recorder = _begin(request, self.config, self.library)
+        token = nesting.enter()
+        try:
+            if isinstance(taken, dict):
+                delay = _cassette_wire.head_delay(taken, tape)
+                if delay:
+                    import anyio
+
+                    await anyio.sleep(delay)
+                response = _cassette_wire.replayed_response(
+                    taken, tape, request, self.library.module, asynchronous=True
+                )
+            else:
+                response = _cassette_wire.recording_stream(
+                    await self.transport.handle_async_request(request), taken, self.library, True
+                )
+        except BaseException as exc:
+            if recorder is not None:
+                recorder.on_error(exc)
+            raise
+        finally:
+            nesting.leave(token)
+        return _answered(response, recorder, taken, tape, self.stream_class, self.library)
 
     async def aclose(self) -> None:
         """Close the wrapped transport."""
