@@ -214,6 +214,26 @@ def test_a_stream_replays_chunk_for_chunk_as_the_sdk_read_it(
     assert len(response["chunk_ms"]) == len(response["chunks"])
 
 
+def test_a_stream_that_broke_off_breaks_off_again(tmp_path: Path, llm_spans: LLMSpans) -> None:
+    def broken(url: str) -> Any:
+        got: list[Any] = []
+        with pytest.raises(Exception) as caught:  # noqa: PT011 (the library's own, both times)
+            for chunk in oai(url).chat.completions.create(
+                model="gpt-4o-mini",
+                messages=QUESTION,
+                stream=True,
+                extra_headers={"x-devserver-disconnect-after": "3"},
+            ):
+                got.append(chunk)
+        return [got, type(caught.value).__module__, type(caught.value).__name__]
+
+    recorded, replayed, path = record_then_replay(tmp_path, broken, llm_spans)
+    assert replayed == recorded and len(recorded[0]) == 3
+    assert "Error" in recorded[2]
+    assert json.loads(path.read_text())["exchanges"][0]["response"]["error"]
+    assert llm_spans.spans[-1].status == "ERROR"
+
+
 def test_replayed_calls_are_traced_into_mlflow(tmp_path: Path, experiment: str) -> None:
     path = tmp_path / "c.json"
     with DevServer() as server, tracer.cassette(path):

@@ -115,11 +115,21 @@ def replayed_response(
             chunks = encoded
     if "content-length" in headers:
         headers["content-length"] = str(sum(len(chunk) for chunk in chunks))
-    error = module.ReadError(recorded["error"], request=request) if recorded.get("error") else None
+    error = _broken_off(str(recorded["error"]), request, module) if recorded.get("error") else None
     stream = _stream_class(module, asynchronous)(chunks, times, tape.pace, error)
     return module.Response(
         recorded["status"], headers=list(headers.items()), stream=stream, request=request
     )
+
+
+def _broken_off(recorded: str, request: Any, module: Any) -> Exception:
+    """The error a recorded stream broke off with (``"RemoteProtocolError: ..."``): the
+    library's exception of that name, else its ``ReadError``."""
+    name, _, message = recorded.partition(": ")
+    kind = getattr(module, name, None)
+    if not (isinstance(kind, type) and issubclass(kind, module.TransportError)):
+        kind, message = module.ReadError, recorded
+    return kind(message, request=request)  # type: ignore[no-any-return]
 
 
 class _Zlib:
