@@ -217,7 +217,7 @@ def test_a_stream_replays_chunk_for_chunk_as_the_sdk_read_it(
 def test_a_stream_that_broke_off_breaks_off_again(tmp_path: Path, llm_spans: LLMSpans) -> None:
     def broken(url: str) -> Any:
         got: list[Any] = []
-        with pytest.raises(Exception) as caught:  # noqa: PT011 (the library's own, both times)
+        with pytest.raises(Exception) as caught:  # the library's own, both times
             for chunk in oai(url).chat.completions.create(
                 model="gpt-4o-mini",
                 messages=QUESTION,
