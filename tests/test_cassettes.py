@@ -162,6 +162,38 @@ def cohere_chat(url: str) -> Any:
     return [whole, events]
 
 
+def groq_and_mistral(url: str) -> Any:
+    import groq
+    from mistralai.client import Mistral
+
+    gq = groq.Groq(api_key=KEY, base_url=url, http_client=TracedClient(), max_retries=0)
+    whole = gq.chat.completions.create(model="llama-3.3-70b-versatile", messages=QUESTION)  # type: ignore[arg-type]
+    parts = list(
+        gq.chat.completions.create(
+            model="llama-3.3-70b-versatile",
+            messages=QUESTION,  # type: ignore[arg-type]
+            stream=True,
+        )
+    )
+    mistral = Mistral(api_key=KEY, server_url=url, client=tracer.httpx2.TracedClient())
+    answer = mistral.chat.complete(model="mistral-small-latest", messages=QUESTION)  # type: ignore[arg-type]
+    events = list(mistral.chat.stream(model="mistral-small-latest", messages=QUESTION))  # type: ignore[arg-type]
+    return [whole, parts, answer, [event.data for event in events]]
+
+
+def tracing_off(url: str) -> Any:
+    """A cassette does not need tracing: with it off, calls still replay (untraced)."""
+    config = tracer.TracerConfig(enabled=False)
+    client = openai.OpenAI(
+        base_url=url + "/v1", api_key=KEY, http_client=TracedClient(config=config), max_retries=0
+    )
+    oai(url).embeddings.create(model="text-embedding-3-small", input="traced")
+    return [
+        client.chat.completions.create(model="gpt-4o-mini", messages=QUESTION),
+        list(client.chat.completions.create(model="gpt-4o-mini", messages=QUESTION, stream=True)),
+    ]
+
+
 def compressed(url: str) -> Any:
     with oai(url) as client:
         gzipped = client.chat.completions.create(
@@ -186,6 +218,8 @@ def compressed(url: str) -> Any:
         gemini,
         ollama_chat,
         cohere_chat,
+        groq_and_mistral,
+        tracing_off,
         compressed,
     ],
 )
@@ -658,3 +692,30 @@ def test_the_pytest_marker_records_then_replays_offline(tmp_path: Path) -> None:
     assert second.returncode == 0, second.stdout + second.stderr
     recorded_id = first.stdout.split("REPLAYED False 0 ")[1].split()[0]
     assert f"REPLAYED True 1 {recorded_id}" in second.stdout
+
+
+def test_an_aiohttp_session_is_refused_where_the_cassette_only_replays(
+    tmp_path: Path, instrumented: None, caplog: pytest.LogCaptureFixture
+) -> None:
+    import aiohttp
+
+    path = tmp_path / "c.json"
+    body = {"model": "gpt-4o-mini", "messages": QUESTION}
+
+    async def post(url: str) -> int:
+        async with (
+            aiohttp.ClientSession() as session,
+            session.post(url + "/v1/chat/completions", json=body) as response,
+        ):
+            await response.read()
+            return response.status
+
+    with DevServer() as server:
+        with tracer.cassette(path, mode="new_episodes"):  # records: sent, with one warning
+            assert asyncio.run(post(server.url)) == 200
+        assert "aiohttp session, which cassettes do not record" in caplog.text
+        assert not path.exists() and len(server.requests) == 1
+        with tracer.cassette(path, mode="none"), pytest.raises(tracer.CassetteMiss) as caught:
+            asyncio.run(post(server.url))
+        assert "only httpx and httpx2 clients are replayed" in str(caught.value)
+        assert len(server.requests) == 1  # nothing went to the network

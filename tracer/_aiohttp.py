@@ -19,7 +19,7 @@ from collections.abc import Awaitable, Callable
 from types import ModuleType
 from typing import Any
 
-from tracer import instrumentation, nesting, routes
+from tracer import cassettes, instrumentation, nesting, routes
 from tracer.config import TracerConfig
 from tracer.failsafe import internal_error
 
@@ -76,6 +76,9 @@ def _middleware(decompressed: bool) -> Callable[[Any, Handler], Awaitable[Any]]:
         route = _route(request, config)
         if route is None or config is None:
             return await handler(request)
+        tape = cassettes.current()
+        if tape is not None:
+            tape.cannot_take("an aiohttp session", request.method, str(request.url))
         recorder = await _begin(request, route, config)
         if recorder is None:
             return await handler(request)

@@ -41,6 +41,7 @@ from pathlib import Path
 from typing import Any, Literal, get_args
 
 from tracer import redact
+from tracer.failsafe import warn_once
 from tracer._cassette_file import CassetteError, body_of, load, save
 from tracer._cassette_match import (
     Ignore,
@@ -245,6 +246,24 @@ class Cassette:
             recording = Recording(self, sent)
             self._open.add(recording)
             return recording
+
+    def cannot_take(self, client: str, method: str, url: str) -> None:
+        """An LLM call through a client cassettes cannot answer (``client``, e.g. an aiohttp
+        session): a :class:`CassetteMiss` where the cassette only replays, so that nothing
+        goes to the network unseen; else one warning, and the call goes out unrecorded."""
+        where = f"{method} {redact.safe_url(url)}"
+        if not self._records:
+            raise CassetteMiss(
+                f"{where} was sent through {client}, which cassette {self.path} (record mode "
+                f"{self.mode!r}) cannot answer: only httpx and httpx2 clients are replayed. "
+                "Give the SDK an httpx client (most take one: http_client=, httpx_client=)"
+            )
+        warn_once(
+            ("cassette", client),
+            "tracer: %s goes through %s, which cassettes do not record; it is sent, unrecorded",
+            where,
+            client,
+        )
 
     def _miss(self, sent: dict[str, Any], key: dict[str, Any]) -> str:
         lines = [
