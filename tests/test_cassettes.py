@@ -719,3 +719,10 @@ def test_an_aiohttp_session_is_refused_where_the_cassette_only_replays(
             asyncio.run(post(server.url))
         assert "only httpx and httpx2 clients are replayed" in str(caught.value)
         assert len(server.requests) == 1  # nothing went to the network
+
+
+def test_a_request_that_gets_no_response_is_not_recorded(tmp_path: Path) -> None:
+    path = tmp_path / "c.json"
+    with tracer.cassette(path) as tape, pytest.raises(openai.APIConnectionError):
+        oai("http://127.0.0.1:9").chat.completions.create(model="gpt-4o-mini", messages=QUESTION)
+    assert tape.recorded == 0 and not path.exists()

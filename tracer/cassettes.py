@@ -140,12 +140,21 @@ class Recording:
         self._error = f"{type(exc).__name__}: {exc}"
         self.finish()
 
+    def discard(self) -> None:
+        """No response came (the request failed): nothing to save."""
+        with self._lock:
+            self._done = True
+        self.tape._forget(self)
+
     def finish(self) -> None:
         """The body ended or was closed: save the exchange (once)."""
         with self._lock:
             if self._done:
                 return
             self._done = True
+            if self._head is None:  # no response head: nothing to replay
+                self.tape._forget(self)
+                return
             if self._decoder is not None and self._error is None:
                 with contextlib.suppress(Exception):
                     tail = self._decoder.flush()
@@ -301,6 +310,10 @@ class Cassette:
             with self._lock:
                 self.recorded += 1
                 self._open.discard(recording)
+
+    def _forget(self, recording: Recording) -> None:
+        with self._lock:
+            self._open.discard(recording)
 
     def close(self) -> None:
         """Save what arrived of the exchanges still being read (a stream never closed)."""

@@ -262,6 +262,8 @@ class SyncTracing:
                     self.transport.handle_request(request), taken, self.library, False
                 )
         except BaseException as exc:
+            if not isinstance(taken, dict):
+                taken.discard()
             if recorder is not None:
                 recorder.on_error(exc)
             raise
@@ -328,6 +330,8 @@ class AsyncTracing:
                     await self.transport.handle_async_request(request), taken, self.library, True
                 )
         except BaseException as exc:
+            if not isinstance(taken, dict):
+                taken.discard()
             if recorder is not None:
                 recorder.on_error(exc)
             raise
