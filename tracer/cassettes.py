@@ -41,7 +41,6 @@ from pathlib import Path
 from typing import Any, Literal, get_args
 
 from tracer import redact
-from tracer.failsafe import warn_once
 from tracer._cassette_file import CassetteError, body_of, load, save
 from tracer._cassette_match import (
     Ignore,
@@ -51,6 +50,7 @@ from tracer._cassette_match import (
     encode_bytes,
     stored_request,
 )
+from tracer.failsafe import warn_once
 
 __all__ = [
     "RECORD_MODES",
