@@ -36,6 +36,9 @@ def test_public_surface_is_exactly_the_design() -> None:
             "instrument",  # tracer.instrument(): every client of the process
             "uninstrument",
             "instrumented",
+            "cassette",  # with tracer.cassette(path, mode=...): record and replay (issue 22)
+            "CassetteMiss",
+            "CassetteError",
         ]
     )
     for name in tracer.__all__:
