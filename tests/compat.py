@@ -22,6 +22,7 @@ OPENAI_SUITE = [
     "tests/test_stream_merge.py",
     "tests/test_secrets.py",
     "tests/test_openai_audio.py",
+    "tests/test_cassettes.py",
 ]
 ANTHROPIC_SUITE = ["tests/test_anthropic.py"]
 COHERE_GROQ_SUITE = ["tests/test_cohere_groq.py"]
