@@ -75,6 +75,8 @@ Control headers (all optional, on the request; each API answers errors in its ow
 * ``x-devserver-stream-error-after: K`` -- after K events send the API's in-stream error event
   (Cohere: a ``message-end`` with ``finish_reason: "ERROR"``; binary speech audio just stops).
 * ``x-devserver-disconnect-after: K`` -- after K events drop the connection mid-body.
+* ``x-devserver-stream-content-type: <type>|none`` -- label a stream with another
+  ``Content-Type`` (``application/json``, ``text/plain``), or with none.
 * ``x-devserver-reply: <text>`` -- exact reply text (percent-decoded).
 * ``x-devserver-cached-tokens: N`` -- report N cached prompt tokens (Anthropic:
   ``cache_read_input_tokens``; Gemini: ``cachedContentTokenCount``).
@@ -942,7 +944,9 @@ class _Handler(BaseHTTPRequestHandler):
         encoding = ctl.encoding if ctl.encoding != "identity" else None
         encoder = _Encoder(encoding)
         self.send_response(200)
-        self.send_header("Content-Type", reply.content_type)
+        content_type = ctl.stream_content_type or reply.content_type
+        if content_type.strip().lower() != "none":
+            self.send_header("Content-Type", content_type)
         self.send_header("Transfer-Encoding", "chunked")
         if reply.content_type.startswith("text/event-stream"):
             self.send_header("Cache-Control", "no-cache")

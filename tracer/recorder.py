@@ -34,6 +34,9 @@ _TEXT_PREVIEW_CHARS = 2000
 #: The quoted sample a stream problem ends with (``stream event is not JSON: '...'``).
 _QUOTED = re.compile(r": (['\"]).*\Z", re.DOTALL)
 _SNIFF_BYTES = 65536
+#: How many bytes of an unlabelled body tell its framing (``event:``, ``data:``, ``{``).
+_FRAMING_BYTES = 6
+_SSE_FIELDS = (b"data:", b"event:", b"id:", b"retry:", b":")
 #: A stream's chunks are parsed once this many bytes of them wait (or at its end, or when one
 #: may end it): in a batch, parsing costs less than chunk by chunk, and memory stays bounded.
 BATCH_BYTES = 16384
@@ -135,6 +138,7 @@ class Recorder:
         "_response_headers",
         "_route",
         "_sniff",
+        "_unlabelled",
         "_sse",
         "_stamp",
         "_started",
@@ -168,6 +172,7 @@ class Recorder:
         self._chunk_count = 0
         self._first_chunk_ms: float | None = None
         self._sniff: bytearray | None = None  # a stream's first bytes, until an event arrives
+        self._unlabelled = False  # a body whose first bytes say whether it is a stream
         self._decode_error: str | None = None
         # A stream's chunks not parsed yet; until its first event, at most one, with the
         # time it arrived (``_stamp``), so the time to first chunk is exact.
@@ -335,10 +340,16 @@ class Recorder:
                 self._binary = content_type or "application/octet-stream"
             else:
                 self._body = []
+                # A stream the server did not label (a gateway, a proxy rewriting headers, a
+                # test double) is told by its first bytes, as the SDK reads it by its request.
+                self._unlabelled = status < 400 and self.api.streams
             if preloaded is not None:
-                self._start_stream()
-                self._stamp = time.perf_counter_ns()  # all of it arrived now
-                self._feed(preloaded)
+                if self._unlabelled:
+                    self._sniff_body(preloaded, final=True)
+                else:
+                    self._start_stream()
+                    self._stamp = time.perf_counter_ns()  # all of it arrived now
+                    self._feed(preloaded)
                 self._end_of_body()
             elif decoder is not None:
                 self._decoder = decoder()
@@ -382,6 +393,11 @@ class Recorder:
         if self._done or not self._parsing:
             return
         if self._stream_type is None:
+            if self._unlabelled:
+                decoded = self._decoded(chunk)
+                if decoded is not None:
+                    self._sniff_body(decoded, final=False)
+                return
             self._take(chunk)
             return
         if self._first_chunk_ms is None and self._pending:
@@ -391,7 +407,46 @@ class Recorder:
         decoded = self._decoded(chunk)
         if decoded is None:
             return
-        chunk = decoded
+        self._stream_chunk(decoded)
+
+    def _sniff_body(self, data: bytes, *, final: bool) -> None:
+        """Keep the (decoded) start of an unlabelled body until its first bytes tell whether it
+        is the API's stream; if it is, read it as one from there on."""
+        try:
+            self._feed(data)
+            if self._body is None:  # too large: passed through unparsed
+                self._unlabelled = False
+                return
+            head = b"".join(self._body)
+            start = head.lstrip()
+            if not final and len(start) < _FRAMING_BYTES and b"\n" not in start:
+                return  # too little to tell yet
+            self._unlabelled = False
+            framing = self._framing(start)
+            if framing is None:
+                return
+            self._stream_type = framing
+            self._body, self._body_size = None, 0
+            self._response_attrs["stream.unlabelled"] = True
+            if head:
+                self._stream_chunk(head)
+        except Exception as exc:
+            self._internal(exc)
+
+    def _framing(self, start: bytes) -> type[SSEDecoder] | type[NDJSONDecoder] | None:
+        """The stream decoder an unlabelled body's first bytes call for: SSE field lines
+        (never JSON, so whatever the request said), or NDJSON objects for an API that streams
+        them when its request asked for a stream."""
+        if start.startswith(_SSE_FIELDS):
+            return SSEDecoder
+        if self.api.stream_framing == "ndjson" and start.startswith(b"{"):
+            request = self._body_of_request()
+            if isinstance(request, dict) and request.get("stream", self.api.streams_by_default):
+                return NDJSONDecoder
+        return None
+
+    def _stream_chunk(self, chunk: bytes) -> None:
+        """A decoded chunk of a stream: kept, and parsed when its time comes."""
         self._pending.append(chunk)
         if self._first_chunk_ms is None:
             self._stamp = time.perf_counter_ns()

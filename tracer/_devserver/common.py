@@ -310,6 +310,7 @@ class Controls:
     refusal: str | None = None
     cache_creation_tokens: int | None = None
     responses_end: str = "completed"
+    stream_content_type: str | None = None  # "none": no Content-Type header on a stream
 
     @classmethod
     def from_headers(cls, headers: dict[str, str]) -> Controls:
@@ -337,6 +338,7 @@ class Controls:
             refusal=header_text(refusal) if refusal is not None else None,
             cache_creation_tokens=parse_int(headers.get("x-devserver-cache-creation-tokens")),
             responses_end=ending if ending in RESPONSES_ENDINGS else "completed",
+            stream_content_type=headers.get("x-devserver-stream-content-type"),
         )
 
     def error_status(self) -> int | None:

@@ -130,6 +130,16 @@ class ApiSpec:
         it is not an object."""
         return keep(response, self.kept_response)
 
+    #: How the API frames a stream when the server does not label it: ``sse`` or ``ndjson``.
+    stream_framing = "sse"
+    #: Whether a request that does not say ``stream`` asks for one (Ollama's do).
+    streams_by_default = False
+
+    @property
+    def streams(self) -> bool:
+        """Whether the API has streamed responses (an accumulator to rebuild them)."""
+        return type(self).new_stream is not ApiSpec.new_stream
+
     def new_stream(self) -> StreamAccumulator:
         """A fresh accumulator for one streamed response."""
         raise NotImplementedError

@@ -129,6 +129,9 @@ def _summary(response: Any) -> ResponseSummary:
 class OllamaChat(ApiSpec):
     """Ollama ``/api/chat``."""
 
+    stream_framing = "ndjson"
+    streams_by_default = True
+
     name = "ollama.chat"
     operation = "chat"
     span_type = "CHAT_MODEL"
@@ -183,6 +186,9 @@ OLLAMA_CHAT = OllamaChat()
 
 class OllamaGenerate(ApiSpec):
     """Ollama ``/api/generate``."""
+
+    stream_framing = "ndjson"
+    streams_by_default = True
 
     name = "ollama.generate"
     operation = "text_completion"
