@@ -447,6 +447,8 @@ class Recorder:
 
     def _stream_chunk(self, chunk: bytes) -> None:
         """A decoded chunk of a stream: kept, and parsed when its time comes."""
+        stream_type = self._stream_type
+        assert stream_type is not None
         self._pending.append(chunk)
         if self._first_chunk_ms is None:
             self._stamp = time.perf_counter_ns()
@@ -471,7 +473,7 @@ class Recorder:
         if eager:
             # The event that may end the stream could be cut here: the chunks that follow
             # are parsed at once too, until one ends where an event ends.
-            self._eager = not chunk.endswith(self._stream_type.EVENT_ENDS)
+            self._eager = not chunk.endswith(stream_type.EVENT_ENDS)
             self._drain()
         elif self._pending_bytes >= BATCH_BYTES:
             self._drain()
