@@ -75,6 +75,8 @@ Control headers (all optional, on the request; each API answers errors in its ow
 * ``x-devserver-stream-error-after: K`` -- after K events send the API's in-stream error event
   (Cohere: a ``message-end`` with ``finish_reason: "ERROR"``; binary speech audio just stops).
 * ``x-devserver-disconnect-after: K`` -- after K events drop the connection mid-body.
+* ``x-devserver-reasoning-tokens: N`` -- chat: report N reasoning tokens (billed as completion
+  tokens, in ``completion_tokens_details``).
 * ``x-devserver-stream-content-type: <type>|none`` -- label a stream with another
   ``Content-Type`` (``application/json``, ``text/plain``), or with none.
 * ``x-devserver-reply: <text>`` -- exact reply text (percent-decoded).

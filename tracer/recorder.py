@@ -773,8 +773,8 @@ class Recorder:
             attrs[self._usage_key] = summary.usage
         if self._usage_key != "mlflow.chat.tokenUsage":
             # MLflow's store reads usage from these too when a span has none of its own.
-            attrs.pop("gen_ai.usage.input_tokens", None)
-            attrs.pop("gen_ai.usage.output_tokens", None)
+            for name in semconv.USAGE_ATTRIBUTES:
+                attrs.pop(name, None)
         if self._accumulator is not None:
             attrs.update(self._accumulator.attributes)
             attrs["stream.completed"] = self._accumulator.completed

@@ -11,7 +11,7 @@ from typing import Any
 
 from tracer.apis.base import ApiSpec, ResponseSummary
 
-__all__ = ["provider", "request_attributes", "response_attributes"]
+__all__ = ["USAGE_ATTRIBUTES", "provider", "request_attributes", "response_attributes"]
 
 #: Request parameters and their GenAI attribute (``gen_ai.request.<name>``).
 _REQUEST_PARAMETERS = {
@@ -122,4 +122,24 @@ def response_attributes(summary: ResponseSummary) -> dict[str, Any]:
     if summary.usage:
         attributes["gen_ai.usage.input_tokens"] = summary.usage.get("input_tokens", 0)
         attributes["gen_ai.usage.output_tokens"] = summary.usage.get("output_tokens", 0)
+        for key, name in _CACHE_USAGE.items():
+            if key in summary.usage:
+                attributes[name] = summary.usage[key]
+    if summary.reasoning_tokens is not None:
+        attributes["gen_ai.usage.reasoning.output_tokens"] = summary.reasoning_tokens
     return attributes
+
+
+#: MLflow's cache keys of ``mlflow.chat.tokenUsage`` and their OpenTelemetry GenAI names.
+_CACHE_USAGE = {
+    "cache_read_input_tokens": "gen_ai.usage.cache_read.input_tokens",
+    "cache_creation_input_tokens": "gen_ai.usage.cache_creation.input_tokens",
+}
+
+#: The usage attributes that count a call's tokens (left out where MLflow's own autolog
+#: records the call's usage, so that the trace counts it once).
+USAGE_ATTRIBUTES = (
+    "gen_ai.usage.input_tokens",
+    "gen_ai.usage.output_tokens",
+    *_CACHE_USAGE.values(),
+)

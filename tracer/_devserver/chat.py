@@ -155,14 +155,15 @@ def _plan_choices(request: dict[str, Any], ctl: Controls, n: int) -> list[_Choic
     return choices
 
 
-def _usage(prompt: int, completion: int, cached: int) -> dict[str, Any]:
+def _usage(prompt: int, completion: int, cached: int, reasoning: int = 0) -> dict[str, Any]:
+    completion += reasoning  # reasoning tokens are billed as completion tokens
     return {
         "prompt_tokens": prompt,
         "completion_tokens": completion,
         "total_tokens": prompt + completion,
         "prompt_tokens_details": {"cached_tokens": cached, "audio_tokens": 0},
         "completion_tokens_details": {
-            "reasoning_tokens": 0,
+            "reasoning_tokens": reasoning,
             "audio_tokens": 0,
             "accepted_prediction_tokens": 0,
             "rejected_prediction_tokens": 0,
@@ -345,7 +346,8 @@ def chat_reply(
 
     choices = _plan_choices(request, ctl, n)
     prompt, cached = cached_split(_prompt_tokens(messages, request.get("tools")), ctl)
-    usage = _usage(prompt, sum(c.completion_tokens for c in choices), cached)
+    completion = sum(c.completion_tokens for c in choices)
+    usage = _usage(prompt, completion, cached, ctl.reasoning_tokens)
     top = as_int(request.get("top_logprobs"))
     chat = _Chat(
         ctl=ctl,

@@ -311,6 +311,7 @@ class Controls:
     cache_creation_tokens: int | None = None
     responses_end: str = "completed"
     stream_content_type: str | None = None  # "none": no Content-Type header on a stream
+    reasoning_tokens: int = 0  # chat: hidden reasoning tokens billed as completion tokens
 
     @classmethod
     def from_headers(cls, headers: dict[str, str]) -> Controls:
@@ -339,6 +340,7 @@ class Controls:
             cache_creation_tokens=parse_int(headers.get("x-devserver-cache-creation-tokens")),
             responses_end=ending if ending in RESPONSES_ENDINGS else "completed",
             stream_content_type=headers.get("x-devserver-stream-content-type"),
+            reasoning_tokens=max(0, parse_int(headers.get("x-devserver-reasoning-tokens")) or 0),
         )
 
     def error_status(self) -> int | None:

@@ -16,6 +16,7 @@ __all__ = [
     "StreamAccumulator",
     "StreamBase",
     "add_piece",
+    "count_at",
     "embedding_attributes",
     "error_message",
     "int_or_none",
@@ -37,6 +38,10 @@ class ResponseSummary:
     response_id: str | None = None
     error: str | None = None
     attributes: dict[str, Any] = field(default_factory=dict)
+    #: Output tokens spent on hidden reasoning, when the API reports them (part of the output
+    #: tokens: OpenAI ``completion_tokens_details`` / ``output_tokens_details``, Gemini
+    #: ``thoughtsTokenCount``, which Gemini counts apart from its candidates).
+    reasoning_tokens: int | None = None
 
 
 class StreamAccumulator(Protocol):
@@ -228,6 +233,15 @@ def strings_of(items: Any, key: str) -> list[str]:
         for item in (items if isinstance(items, list) else ())
         if isinstance(item, dict) and isinstance(item.get(key), str)
     ]
+
+
+def count_at(value: Any, *path: str) -> int | None:
+    """The whole number at ``path`` in nested objects, else ``None``."""
+    for key in path:
+        if not isinstance(value, dict):
+            return None
+        value = value.get(key)
+    return int_or_none(value)
 
 
 def int_or_none(value: Any) -> int | None:

@@ -17,6 +17,7 @@ from tracer.apis.base import (
     ApiSpec,
     ResponseSummary,
     StreamBase,
+    count_at,
     error_message,
     parse_event,
     strings_of,
@@ -171,6 +172,9 @@ class ChatCompletions(ApiSpec):
             finish_reasons=reasons,
             response_id=rid if isinstance(rid, str) else None,
             error=error_message(response) if "error" in response else None,
+            reasoning_tokens=count_at(
+                response, "usage", "completion_tokens_details", "reasoning_tokens"
+            ),
         )
 
     def new_stream(self) -> OpenAIChunkStream:

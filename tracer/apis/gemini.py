@@ -21,6 +21,7 @@ from tracer.apis.base import (
     ResponseSummary,
     StreamBase,
     add_piece,
+    count_at,
     embedding_attributes,
     error_message,
     parse_event,
@@ -177,6 +178,7 @@ class GeminiGenerate(ApiSpec):
         summary = ResponseSummary(
             model=str_or_none(response.get("modelVersion")),
             usage=gemini_usage(response.get("usageMetadata")),
+            reasoning_tokens=count_at(response, "usageMetadata", "thoughtsTokenCount"),
             finish_reasons=reasons,
             response_id=str_or_none(response.get("responseId")),
             error=error_message(response) if response.get("error") else None,

@@ -15,6 +15,7 @@ from tracer.apis.base import (
     ApiSpec,
     ResponseSummary,
     StreamBase,
+    count_at,
     error_message,
     parse_event,
     str_or_none,
@@ -181,6 +182,9 @@ class Responses(ApiSpec):
             finish_reasons=[status] if status else [],
             response_id=str_or_none(response.get("id")),
             error=error,
+            reasoning_tokens=count_at(
+                response, "usage", "output_tokens_details", "reasoning_tokens"
+            ),
         )
         details = response.get("incomplete_details")
         if isinstance(details, dict) and details.get("reason"):
