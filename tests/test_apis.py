@@ -325,9 +325,20 @@ def test_responses_tools_are_shown_in_chat_form() -> None:
         "parameters": {"type": "object"},
         "strict": True,
     }
-    assert RESPONSES.tools({"tools": [tool, {"type": "web_search"}]}) == [
-        {"type": "function", "function": {"name": "get_weather", "parameters": {"type": "object"}}},
+    built_in = [
         {"type": "web_search"},
+        {"type": "file_search", "vector_store_ids": ["vs_1"]},
+        {"type": "computer_use_preview", "display_width": 1024, "display_height": 768},
+        {"type": "mcp", "server_label": "deepwiki", "server_url": "https://mcp.deepwiki.com/mcp"},
+        {"type": "custom", "name": "sql", "description": "Run SQL"},
+    ]
+    assert RESPONSES.tools({"tools": [tool, *built_in]}) == [
+        {"type": "function", "function": {"name": "get_weather", "parameters": {"type": "object"}}},
+        {"type": "function", "function": {"name": "web_search"}},
+        {"type": "function", "function": {"name": "file_search"}},
+        {"type": "function", "function": {"name": "computer_use_preview"}},
+        {"type": "function", "function": {"name": "mcp"}},
+        {"type": "function", "function": {"name": "sql", "description": "Run SQL"}},
     ]
 
 

@@ -120,3 +120,45 @@ def test_anthropic_cache_reads_and_writes(server: DevServer, experiment: str) ->
     assert plain["reasoning"] is None  # Anthropic reports no count of thinking tokens
     assert plain["usage"]["cache_read_input_tokens"] == 40
     assert plain["usage"]["cache_creation_input_tokens"] == 7
+
+
+# --- Responses built-in tools in MLflow's chat-tool schema (issue 23, item 5) -------------------
+
+BUILT_IN = [
+    {"type": "web_search_preview"},
+    {"type": "file_search", "vector_store_ids": ["vs_1"]},
+    {"type": "code_interpreter", "container": {"type": "auto"}},
+    {"type": "mcp", "server_label": "wiki", "server_url": "https://mcp.example.com/mcp"},
+]
+WEATHER = {
+    "type": "function",
+    "name": "get_weather",
+    "description": "Current weather in a city",
+    "parameters": {"type": "object", "properties": {"city": {"type": "string"}}},
+}
+
+
+def test_built_in_tools_are_recorded_as_autolog_records_them(
+    server: DevServer, experiment: str
+) -> None:
+    import httpx
+    from conftest import autolog, is_wire
+
+    tools: Any = [WEATHER, *BUILT_IN]
+    traced = openai.OpenAI(base_url=server.base_url, api_key="k", http_client=TracedClient())
+    traced.responses.create(model="gpt-4o", input="Hi", tools=tools)
+    with autolog("openai"):
+        bare = openai.OpenAI(base_url=server.base_url, api_key="k", http_client=httpx.Client())
+        bare.responses.create(model="gpt-4o", input="Hi", tools=tools)
+    spans = read_spans(experiment)
+    ours = next(s for s in spans if is_wire(s))
+    theirs = next(s for s in spans if not is_wire(s) and s.get_attribute("mlflow.chat.tools"))
+    assert ours.get_attribute("mlflow.chat.tools") == theirs.get_attribute("mlflow.chat.tools")
+    assert [t["function"]["name"] for t in ours.get_attribute("mlflow.chat.tools")] == [
+        "get_weather",
+        "web_search_preview",
+        "file_search",
+        "code_interpreter",
+        "mcp",
+    ]
+    assert ours.inputs["tools"] == tools  # the request as sent

@@ -141,13 +141,25 @@ RESPONSES_RESPONSE: Shape = {
 
 
 def _function_tool(tool: Any) -> Any:
-    """A Responses tool in the chat-completions form MLflow's tool view expects."""
+    """A Responses tool in the chat-completions form MLflow's tool schema and UI read.
+
+    A built-in tool (web search, file search, computer use, code interpreter, MCP, ...) is
+    named by its type, as MLflow's own autolog writes it (the request keeps it as sent); a
+    custom or namespace tool by its name, with its description."""
     if not isinstance(tool, dict):
         return tool
-    if tool.get("type") == "function" and "function" not in tool:
+    kind = tool.get("type")
+    if kind == "function" and "function" not in tool:
         definition = {k: v for k, v in tool.items() if k in ("name", "description", "parameters")}
         return {"type": "function", "function": definition}
-    return tool
+    if not isinstance(kind, str) or kind == "function":
+        return tool
+    name = tool.get("name") if kind in ("custom", "namespace") else None
+    definition = {"name": name if isinstance(name, str) and name else kind}
+    description = tool.get("description")
+    if isinstance(description, str) and description:
+        definition["description"] = description
+    return {"type": "function", "function": definition}
 
 
 class Responses(ApiSpec):
