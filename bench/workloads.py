@@ -33,10 +33,10 @@ from typing import Any, TextIO
 
 import httpx
 
-MODES = ("bare", "traced", "traced-noexport", "autolog")
+MODES = ("bare", "traced", "traced-noexport", "traced-chunks", "autolog")
 #: Modes that are not in the default set but can be asked for with ``--modes``.
 EXTRA_MODES = ("traced-mlflow",)
-TRACED_MODES = ("traced", "traced-noexport", "traced-mlflow")
+TRACED_MODES = ("traced", "traced-noexport", "traced-chunks", "traced-mlflow")
 
 EXPERIMENT = "bench"
 MODEL = "gpt-4o-mini"
@@ -164,6 +164,8 @@ def mode_env(mode: str, store_dir: str, server: TrackingServer | None = None) ->
         env["TRACER_EXPORT"] = "none"
     elif mode == "traced-mlflow":
         env["TRACER_EXPORT"] = "mlflow"
+    elif mode == "traced-chunks":
+        env["TRACER_CHUNK_EVENTS"] = "all"  # the cost of a stream's timeline, every event
     return env
 
 

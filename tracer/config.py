@@ -15,11 +15,13 @@ from typing import Annotated, Any, Literal, TypeVar
 from pydantic import BaseModel, ConfigDict, Field, TypeAdapter, ValidationError, field_validator
 
 from tracer.failsafe import warn_once
+from tracer.sampling import SampleRule
 
 __all__ = ["ENV_PREFIX", "TracerConfig"]
 
 ENV_PREFIX = "TRACER_"
 ExportMode = Literal["process", "mlflow", "none"]
+ChunkEvents = Literal["off", "summary", "all"]
 _Routes = TypeVar("_Routes")
 
 
@@ -41,7 +43,7 @@ def _from_env(name: str, default: Any, kind: Any) -> Any:
         return default
     try:
         adapter: TypeAdapter[Any] = TypeAdapter(kind)
-        if kind is ExportMode:
+        if kind is ExportMode or kind is ChunkEvents:
             return adapter.validate_python(raw.strip().lower())  # as the booleans: any case
         if isinstance(default, dict):
             return _check_routes(adapter.validate_json(raw))
@@ -150,6 +152,21 @@ class TracerConfig(BaseModel):
         "of MLflow's asynchronous exporter, so they cost the application nothing; `mlflow`: "
         "MLflow's own exporter in this process; `none`: traces that are one LLM call the "
         "tracer recorded are not written (for measuring instrumentation alone).",
+    )
+    sample: SampleRule | None = Field(
+        default_factory=lambda: _from_env("SAMPLE", None, SampleRule | None),
+        description="TRACER_SAMPLE: keep-by-outcome sampling of root LLM spans, e.g. "
+        "`ratio=0.1,slower_than=2s,tokens_over=4000`: every error (unless `errors=false`), "
+        "every call slower than the threshold or above the token count, and the ratio of the "
+        "rest; what is left out is counted in tracer.export.stats(). Unset: every span is kept "
+        "(MLflow's MLFLOW_TRACE_SAMPLING_RATIO applies either way).",
+    )
+    chunk_events: ChunkEvents = Field(
+        default_factory=lambda: _from_env("CHUNK_EVENTS", "off", ChunkEvents),
+        description="TRACER_CHUNK_EVENTS: a stream's timeline as span events. `off` (default): "
+        "the time to first chunk and the chunk count only; `summary`: the first and last chunk "
+        "and the five longest gaps between chunks, with their offsets; `all`: one event per "
+        "stream event with its data, as mlflow.openai.autolog() records them.",
     )
     strict: bool = Field(
         default_factory=lambda: _from_env("STRICT", False, bool),

@@ -50,6 +50,7 @@ __all__ = [
     "flush",
     "install",
     "process_mode",
+    "stats",
 ]
 
 _SQL_SCHEMES = {"sqlite", "postgresql", "postgres", "mysql", "mssql"}
@@ -291,3 +292,19 @@ def flush(timeout: float = 60.0) -> bool:
     if process is None:
         return scope.drained
     return process.flush(_left(scope.deadline)) and process.take_losses() == 0 and scope.drained
+
+
+def stats() -> dict[str, int]:
+    """What became of this process's finished traces so far: ``sampled_out``, the root LLM
+    spans ``TRACER_SAMPLE`` left out; and, once the export process has started, its counters:
+    ``taken`` (traces handed to it), ``written``, ``failed`` (refused or unreachable in the
+    end), ``dropped`` (over the backlog's bound) and ``in_flight``."""
+    from tracer import sampling
+
+    found = {"sampled_out": sampling.left_out()}
+    process = started_export_process()
+    if process is not None:
+        counters = process.stats()
+        for key in ("taken", "written", "failed", "dropped", "in_flight"):
+            found[key] = counters[key]
+    return found

@@ -16,7 +16,7 @@ import time
 from collections.abc import Callable
 from typing import TYPE_CHECKING, Any, Protocol
 
-from tracer import multipart, reaper, redact, routes, semconv, spans
+from tracer import multipart, reaper, redact, routes, sampling, semconv, spans
 from tracer.apis.base import ApiSpec, StreamAccumulator, StreamBase
 from tracer.apis.keep import without_quotes
 from tracer.config import TracerConfig
@@ -24,6 +24,7 @@ from tracer.failsafe import internal_error, warn_once
 from tracer.redact import RECORDED_REQUEST_HEADERS, RECORDED_RESPONSE_HEADERS, safe_url
 from tracer.routes import RouteMatch
 from tracer.sse import NDJSONDecoder, SSEDecoder
+from tracer.timeline import ChunkTimeline
 
 if TYPE_CHECKING:
     from mlflow.entities import LiveSpan
@@ -144,6 +145,7 @@ class Recorder:
         "_status",
         "_stream_type",
         "_tail",
+        "_timeline",
         "_tools",
         "_unlabelled",
         "_usage_key",
@@ -207,6 +209,16 @@ class Recorder:
             name, span_type, inputs, attributes = self._describe()
             self.span = spans.start(name, span_type, parent, inputs, attributes, config.export)
         self._started = time.perf_counter_ns()
+        self._timeline: ChunkTimeline | None = None
+        if config.chunk_events != "off":
+            self._timeline = ChunkTimeline(
+                config.chunk_events,
+                self._started,
+                time.time_ns(),
+                max_bytes=config.max_body_bytes,
+                values=config.capture_content and config.redact is None,
+                media=config.capture_media,
+            )
 
     @property
     def api(self) -> ApiSpec:
@@ -449,6 +461,8 @@ class Recorder:
         """A decoded chunk of a stream: kept, and parsed when its time comes."""
         stream_type = self._stream_type
         assert stream_type is not None
+        if self._timeline is not None:
+            self._timeline.chunk(time.perf_counter_ns())
         self._pending.append(chunk)
         if self._first_chunk_ms is None:
             self._stamp = time.perf_counter_ns()
@@ -490,6 +504,8 @@ class Recorder:
         for chunk in pending:
             if self._done or not self._parsing:
                 return
+            if self._timeline is not None:
+                self._timeline.parsing()
             try:
                 self._feed(chunk)
             except Exception as exc:
@@ -650,6 +666,8 @@ class Recorder:
         self._sniff = None
         if data != "[DONE]":
             self._chunk_count += 1
+            if self._timeline is not None:
+                self._timeline.event(data)
             if self._first_chunk_ms is None:
                 self._first_chunk_ms = (self._stamp - self._started) / 1e6
         self._accumulator.add(event, data)
@@ -741,6 +759,15 @@ class Recorder:
                 end_time_ns=end_time_ns,
             )
             raise
+        if not self._sampled_in(attrs, exception is not None or error is not None):
+            return
+        events = None
+        if self._timeline is not None and self._accumulator is not None:
+            events = self._timeline.events()
+            if self._timeline.truncated:
+                attrs.setdefault("tracer.problems", []).append(
+                    "chunk events stopped at TRACER_MAX_BODY_BYTES of values"
+                )
         spans.finish(
             self.span,
             outputs=outputs,
@@ -749,7 +776,26 @@ class Recorder:
             exception=exception,
             error=error,
             end_time_ns=end_time_ns,
+            events=events,
         )
+
+    def _sampled_in(self, attrs: dict[str, Any], failed: bool) -> bool:
+        """Whether ``TRACER_SAMPLE`` keeps this span (a root span still held, whose trace it
+        alone makes); a kept span says why. One left out is counted."""
+        rule = self.config.sample
+        span = self.span
+        if rule is None or not isinstance(span, spans.PendingSpan) or span.local:
+            return True
+        usage = attrs.get(self._usage_key)
+        tokens = usage.get("total_tokens") if isinstance(usage, dict) else None
+        duration_ms = (time.perf_counter_ns() - self._started) / 1e6
+        reason = rule.decide(failed=failed, duration_ms=duration_ms, tokens=tokens)
+        if reason is None:
+            sampling.count_left_out()
+            return False
+        attrs["tracer.sample.reason"] = reason
+        attrs["tracer.sample.ratio"] = rule.ratio
+        return True
 
     def _result(
         self, exception: BaseException | None

@@ -91,6 +91,7 @@ class SpanRecord:
     attributes: dict[str, Any] = field(default_factory=dict)
     status: str = "OK"
     error: str | None = None
+    events: list[dict[str, Any]] = field(default_factory=list)
     trace_id: str | None = None
     span_id: str | None = None
     parent_id: str | None = None
@@ -345,8 +346,10 @@ def finish(
     exception: BaseException | None = None,
     error: tuple[str, str] | None = None,
     end_time_ns: int | None = None,
+    events: list[tuple[str, int, dict[str, Any]]] | None = None,
 ) -> None:
-    """Set outputs and attributes and end ``span`` (at ``end_time_ns``, else now).
+    """Set outputs and attributes and end ``span`` (at ``end_time_ns``, else now), after
+    adding ``events`` (name, time in nanoseconds since the epoch, attributes).
 
     ``exception`` (a transport error) or ``error`` (``(type, message)`` of an API error) make
     the status ``ERROR`` with an ``exception`` event carrying the message.
@@ -365,9 +368,11 @@ def finish(
             span.start_time_ns,
         )
     if _listeners:
-        _tell_listeners(span, outputs, attributes, tools, exception, error)
+        _tell_listeners(span, outputs, attributes, tools, exception, error, events)
     if isinstance(span, _LocalSpan):
         return
+    for name, timestamp, event_attributes in events or ():
+        span.add_event(SpanEvent(name=name, timestamp=timestamp, attributes=event_attributes))  # type: ignore[abstract]
     if tools:
         try:
             set_span_chat_tools(span, tools)
@@ -408,6 +413,7 @@ def _tell_listeners(
     tools: list[Any] | None,
     exception: BaseException | None,
     error: tuple[str, str] | None,
+    events: list[tuple[str, int, dict[str, Any]]] | None = None,
 ) -> None:
     message = f"{type(exception).__name__}: {exception}" if exception is not None else None
     if error is not None:
@@ -424,6 +430,10 @@ def _tell_listeners(
         },
         status="OK" if message is None else "ERROR",
         error=message,
+        events=[
+            {"name": name, "timestamp_ns": timestamp, "attributes": attributes}
+            for name, timestamp, attributes in events or ()
+        ],
         trace_id=getattr(span, "trace_id", None),
         span_id=getattr(span, "span_id", None),
         parent_id=getattr(span, "parent_id", None),
