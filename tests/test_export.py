@@ -543,7 +543,9 @@ def test_export_layer_sits_below_spans() -> None:
         "tracer._export_process",
         "tracer.config",
         "tracer.failsafe",
+        "tracer.sampling",  # a leaf: the count of spans sampling left out
     }
+    assert tracer_modules("tracer.sampling") == set()
     # tracer.run: the bootstrap directory the export process is started without;
     # tracer._sidecar (a leaf): the model catalog check when the application writes at exit.
     assert tracer_modules("tracer._export_process") <= {

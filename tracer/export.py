@@ -42,6 +42,7 @@ from typing import Any
 from tracer._export_process import ExportProcess, Write, export_process, started_export_process
 from tracer.config import ExportMode, _from_env
 from tracer.failsafe import warn_once
+from tracer.sampling import left_out
 
 __all__ = [
     "ExportProcess",
@@ -299,9 +300,7 @@ def stats() -> dict[str, int]:
     spans ``TRACER_SAMPLE`` left out; and, once the export process has started, its counters:
     ``taken`` (traces handed to it), ``written``, ``failed`` (refused or unreachable in the
     end), ``dropped`` (over the backlog's bound) and ``in_flight``."""
-    from tracer import sampling
-
-    found = {"sampled_out": sampling.left_out()}
+    found = {"sampled_out": left_out()}
     process = started_export_process()
     if process is not None:
         counters = process.stats()
