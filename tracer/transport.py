@@ -120,6 +120,14 @@ def _observe(response: Any, recorder: Recorder, stream_class: type, library: Lib
     return response
 
 
+def _cassette_failed(taken: Any, recorder: Recorder | None, exc: BaseException) -> None:
+    """No response came through the cassette: nothing to record into it; the span fails."""
+    if not isinstance(taken, dict):
+        taken.discard()
+    if recorder is not None:
+        recorder.on_error(exc)
+
+
 def _answered(
     response: Any,
     recorder: Recorder | None,
@@ -262,10 +270,7 @@ class SyncTracing:
                     self.transport.handle_request(request), taken, self.library, False
                 )
         except BaseException as exc:
-            if not isinstance(taken, dict):
-                taken.discard()
-            if recorder is not None:
-                recorder.on_error(exc)
+            _cassette_failed(taken, recorder, exc)
             raise
         finally:
             nesting.leave(token)
@@ -330,10 +335,7 @@ class AsyncTracing:
                     await self.transport.handle_async_request(request), taken, self.library, True
                 )
         except BaseException as exc:
-            if not isinstance(taken, dict):
-                taken.discard()
-            if recorder is not None:
-                recorder.on_error(exc)
+            _cassette_failed(taken, recorder, exc)
             raise
         finally:
             nesting.leave(token)
