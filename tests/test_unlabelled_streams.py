@@ -53,6 +53,26 @@ def openai_responses(url: str, label: dict[str, str]) -> None:
     list(client.responses.create(model="gpt-4o", input="Hello", stream=True))
 
 
+def openai_images_and_audio(url: str, label: dict[str, str]) -> None:
+    client = openai.OpenAI(
+        base_url=url + "/v1", api_key="k", http_client=TracedClient(), default_headers=label
+    )
+    list(client.images.generate(model="gpt-image-1", prompt="a cat", stream=True, partial_images=2))
+
+
+def openai_transcription(url: str, label: dict[str, str]) -> None:
+    client = openai.OpenAI(
+        base_url=url + "/v1", api_key="k", http_client=TracedClient(), default_headers=label
+    )
+    audio = openai.OpenAI(base_url=url + "/v1", api_key="k").audio.speech.create(
+        model="tts-1", voice="alloy", input="y" * 60, response_format="wav"
+    )
+    stream = client.audio.transcriptions.create(
+        model="gpt-4o-mini-transcribe", file=("talk.wav", audio.content), stream=True
+    )
+    list(stream)
+
+
 def anthropic_messages(url: str, label: dict[str, str]) -> None:
     client = anthropic.Anthropic(
         base_url=url, api_key="k", http_client=tracer.httpx2.TracedClient(), default_headers=label
@@ -114,7 +134,16 @@ def stable(value: Any) -> Any:
         return {
             k: stable(v)
             for k, v in value.items()
-            if k not in ("id", "created", "created_at", "responseId", "generation_id", "msg_id")
+            if k
+            not in (
+                "id",
+                "created",
+                "created_at",
+                "completed_at",
+                "responseId",
+                "generation_id",
+                "msg_id",
+            )
             and not k.endswith("_duration")
         }
     if isinstance(value, list):
@@ -128,6 +157,8 @@ def stable(value: Any) -> Any:
         openai_chat,
         openai_completions,
         openai_responses,
+        openai_images_and_audio,
+        openai_transcription,
         anthropic_messages,
         gemini,
         cohere_chat,
