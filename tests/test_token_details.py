@@ -122,6 +122,21 @@ def test_anthropic_cache_reads_and_writes(server: DevServer, experiment: str) ->
     assert plain["usage"]["cache_creation_input_tokens"] == 7
 
 
+def test_cohere_cached_tokens(server: DevServer, experiment: str) -> None:
+    import cohere
+
+    client = cohere.ClientV2(
+        api_key="k",
+        base_url=server.url,
+        httpx_client=TracedClient(headers={"x-devserver-cached-tokens": "12"}),
+    )
+    client.chat(model="command-a-03-2025", messages=QUESTION)  # type: ignore[arg-type]
+    list(client.chat_stream(model="command-a-03-2025", messages=QUESTION))  # type: ignore[arg-type]
+    plain, streamed = (details(s) for s in read_spans(experiment, "CHAT_MODEL"))
+    assert plain == streamed and plain["cache_read"] == 12
+    assert plain["usage"]["cache_read_input_tokens"] == 12
+
+
 # --- Responses built-in tools in MLflow's chat-tool schema (issue 23, item 5) -------------------
 
 BUILT_IN = [

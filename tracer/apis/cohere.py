@@ -43,13 +43,17 @@ _ERROR = {"message": MESSAGE}
 
 def cohere_usage(usage: Any) -> dict[str, int] | None:
     """MLflow's token-usage dict from a Cohere ``usage`` (or ``meta``) object: its
-    ``tokens``, else its ``billed_units``."""
+    ``tokens``, else its ``billed_units``, and its ``cached_tokens`` as cache reads."""
     if not isinstance(usage, dict):
         return None
     for key in ("tokens", "billed_units"):
         counts = usage.get(key)
         if isinstance(counts, dict):
-            found = token_usage(counts.get("input_tokens"), counts.get("output_tokens"))
+            found = token_usage(
+                counts.get("input_tokens"),
+                counts.get("output_tokens"),
+                cache_read=usage.get("cached_tokens"),
+            )
             if found is not None:
                 return found
     return None
