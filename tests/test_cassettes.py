@@ -747,3 +747,17 @@ def test_a_request_that_gets_no_response_is_not_recorded(tmp_path: Path) -> None
     with tracer.cassette(path) as tape, pytest.raises(openai.APIConnectionError):
         oai("http://127.0.0.1:9").chat.completions.create(model="gpt-4o-mini", messages=QUESTION)
     assert tape.recorded == 0 and not path.exists()
+
+
+def test_a_broken_cassette_stops_llm_calls_only(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    path = tmp_path / "broken.json"
+    path.write_text("{not json")
+    monkeypatch.setenv("TRACER_CASSETTE", str(path))
+    with DevServer() as server, TracedClient() as http:
+        assert http.get(server.url + "/health").status_code == 200  # not an LLM call
+        with pytest.raises(tracer.CassetteError, match=r"broken.json:1:2: not a valid cassette"):
+            body = {"model": "gpt-4o-mini", "messages": QUESTION}
+            http.post(server.url + "/v1/chat/completions", json=body)
+        assert [r.path for r in server.requests] == ["/health"]

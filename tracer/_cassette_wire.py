@@ -13,7 +13,7 @@ from typing import Any
 from tracer import nesting, routes
 from tracer._cassette_file import CassetteError, bytes_of
 from tracer._cassette_match import decode_bytes
-from tracer.cassettes import Cassette, Recording, current
+from tracer.cassettes import Cassette, Recording, current, wanted
 from tracer.config import TracerConfig
 
 __all__ = ["in_use", "recording_stream", "replayed_response"]
@@ -22,12 +22,11 @@ __all__ = ["in_use", "recording_stream", "replayed_response"]
 def in_use(request: Any, config: TracerConfig) -> Cassette | None:
     """The cassette that answers or records ``request``: one is in use, the request is an LLM
     call, and no outer tracing layer has taken it already."""
-    tape = current()
-    if tape is None or nesting.inside():
+    if not wanted() or nesting.inside():
         return None
     if routes.match(request.method, request.url.path, config.routes) is None:
-        return None
-    return tape
+        return None  # not an LLM call: not even a broken cassette stands in its way
+    return current()
 
 
 def take(tape: Cassette, request: Any, body: bytes | None, config: TracerConfig) -> Any:

@@ -60,6 +60,7 @@ __all__ = [
     "RecordMode",
     "cassette",
     "current",
+    "wanted",
 ]
 
 RecordMode = Literal["once", "none", "new_episodes", "all"]
@@ -330,6 +331,12 @@ _from_env: tuple[tuple[str, str], Cassette] | None = None
 
 def _env_mode() -> str:
     return (os.environ.get("TRACER_RECORD_MODE") or "once").strip().lower()
+
+
+def wanted() -> bool:
+    """Whether a cassette may be in use (a block is open, or ``TRACER_CASSETTE`` is set):
+    the cheap check made for every request."""
+    return bool(_stack) or bool(os.environ.get("TRACER_CASSETTE"))
 
 
 def current() -> Cassette | None:
