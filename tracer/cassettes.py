@@ -326,7 +326,7 @@ class Cassette:
 
 _stack: list[Cassette] = []
 _stack_lock = threading.Lock()
-_from_env: tuple[tuple[str, str], Cassette] | None = None
+_env_cassette: tuple[tuple[str, str], Cassette] | None = None
 
 
 def _env_mode() -> str:
@@ -342,7 +342,7 @@ def wanted() -> bool:
 def current() -> Cassette | None:
     """The cassette the process's LLM calls go through now: the innermost :func:`cassette`
     block, else the one ``TRACER_CASSETTE`` names; ``None`` when there is none."""
-    global _from_env
+    global _env_cassette
     if _stack:
         with contextlib.suppress(IndexError):
             return _stack[-1]
@@ -351,9 +351,9 @@ def current() -> Cassette | None:
         return None
     wanted = (path, _env_mode())
     with _stack_lock:
-        if _from_env is None or _from_env[0] != wanted:
-            _from_env = (wanted, Cassette(path, wanted[1]))
-        return _from_env[1]
+        if _env_cassette is None or _env_cassette[0] != wanted:
+            _env_cassette = (wanted, Cassette(path, wanted[1]))
+        return _env_cassette[1]
 
 
 @contextlib.contextmanager

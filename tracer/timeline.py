@@ -103,7 +103,10 @@ class ChunkTimeline:
             if self._budget < 0:
                 self.truncated = True
                 return
-        self._events.append((self._current or self._last or self._started, data))
+        # Without values only the time is kept: nothing of the content stays in memory.
+        self._events.append(
+            (self._current or self._last or self._started, data if self._values else "")
+        )
 
     def _at(self, perf_ns: int) -> int:
         return self._epoch + (perf_ns - self._started)
