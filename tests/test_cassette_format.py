@@ -14,8 +14,16 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from tracer._cassette_file import LAYOUTS, body_of, bytes_of, dumps, parse
-from tracer._cassette_match import Ignore, comparable, decode_bytes, encode_bytes, stored_request
+from tracer._cassette_file import (
+    LAYOUTS,
+    body_of,
+    bytes_of,
+    decode_bytes,
+    dumps,
+    encode_bytes,
+    parse,
+)
+from tracer._cassette_match import Ignore, comparable, stored_request
 from tracer._cassette_wire import _encoded
 from tracer.transport import HTTPX
 

@@ -35,14 +35,18 @@ def test_off_by_default(server: DevServer, llm_spans: LLMSpans) -> None:
     assert llm_spans.one(api="chat.completions").events == []
 
 
-def stalled_server(pieces: int, stall_after: int, seconds: float) -> httpx.MockTransport:
-    """A chat stream of ``pieces`` chunks that stalls once, after chunk ``stall_after``."""
+def stalled_server(
+    pieces: int, stall_after: int, seconds: float, extra: dict[str, Any] | None = None
+) -> httpx.MockTransport:
+    """A chat stream of ``pieces`` chunks that stalls once, after chunk ``stall_after``;
+    ``extra`` fields in every delta."""
 
     def chunks() -> Any:
         for index in range(pieces):
             if index == stall_after:
                 time.sleep(seconds)
             delta = {"content": f"w{index} "} if index else {"role": "assistant", "content": ""}
+            delta.update(extra or {})
             chunk = {
                 "id": "chatcmpl-1",
                 "object": "chat.completion.chunk",
@@ -121,3 +125,17 @@ def test_all_stops_its_values_at_the_body_limit(server: DevServer, llm_spans: LL
     assert 0 < len(span.events) < len(chunks)
     assert any("chunk events stopped" in p for p in span.attributes["tracer.problems"])
     assert span.attributes["stream.completed"] is True
+
+
+def test_all_masks_what_the_outputs_mask(llm_spans: LLMSpans) -> None:
+    secret = {"authorization": "Bearer sk-SECRET-77", "link": "https://x.test/a?sig=SECRET-88"}
+    http = TracedClient(
+        transport=stalled_server(5, 0, 0.0, extra=secret), config=TracerConfig(chunk_events="all")
+    )
+    client = openai.OpenAI(base_url="http://llm.test/v1", api_key="k", http_client=http)
+    list(client.chat.completions.create(model="gpt-4o-mini", messages=QUESTION, stream=True))  # type: ignore[arg-type]
+    span = llm_spans.one(api="chat.completions")
+    values = [e["attributes"]["mlflow.chunk.value"] for e in span.events]
+    assert len(values) == 5 and "SECRET" not in "".join(values)
+    delta = json.loads(values[1])["choices"][0]["delta"]
+    assert delta["authorization"] == "REDACTED" and delta["content"] == "w1 "

@@ -45,42 +45,19 @@ def test_spans_collected_in_memory_not_stored(
     assert read_traces(experiment) == []  # nothing went to the store
 
 
+def run_example(path: str, *options: str) -> subprocess.CompletedProcess[str]:
+    """An example test file run by pytest in a child process, from the repository's root."""
+    command = [sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider", *options, path]
+    return subprocess.run(command, cwd=ROOT, capture_output=True, text=True, timeout=300)
+
+
 def test_example_test_file_passes() -> None:
-    result = subprocess.run(
-        [
-            sys.executable,
-            "-m",
-            "pytest",
-            "-q",
-            "-p",
-            "no:cacheprovider",
-            "examples/test_llm_spans_example.py",
-        ],
-        cwd=ROOT,
-        capture_output=True,
-        text=True,
-        timeout=300,
-    )
+    result = run_example("examples/test_llm_spans_example.py")
     assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-3000:]
     assert "2 passed" in result.stdout
 
 
 def test_the_cassette_example_replays_its_committed_cassettes_offline() -> None:
-    result = subprocess.run(
-        [
-            sys.executable,
-            "-m",
-            "pytest",
-            "-q",
-            "-p",
-            "no:cacheprovider",
-            "--llm-record-mode=none",
-            "examples/test_cassette_example.py",
-        ],
-        cwd=ROOT,
-        capture_output=True,
-        text=True,
-        timeout=300,
-    )
+    result = run_example("examples/test_cassette_example.py", "--llm-record-mode=none")
     assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-3000:]
     assert "2 passed" in result.stdout

@@ -28,6 +28,7 @@ processes recording into one cassette both keep their exchanges and no reader se
 
 from __future__ import annotations
 
+import base64
 import contextlib
 import json
 import os
@@ -43,7 +44,17 @@ try:
 except ImportError:  # Windows: writes are still atomic, only not serialised between processes
     fcntl = None  # type: ignore[assignment]
 
-__all__ = ["FORMAT", "LAYOUTS", "VERSION", "CassetteError", "body_of", "load", "save"]
+__all__ = [
+    "FORMAT",
+    "LAYOUTS",
+    "VERSION",
+    "CassetteError",
+    "body_of",
+    "decode_bytes",
+    "encode_bytes",
+    "load",
+    "save",
+]
 
 FORMAT = "llm-tracer-cassette"
 VERSION = 1
@@ -65,16 +76,31 @@ class CassetteError(Exception):
     names the file and, where it can, the line."""
 
 
+def encode_bytes(data: bytes) -> str | dict[str, str]:
+    """A chunk or body as a cassette keeps it: text when it is UTF-8, else base64."""
+    try:
+        return data.decode("utf-8")
+    except UnicodeDecodeError:
+        return {"base64": base64.b64encode(data).decode("ascii")}
+
+
+def decode_bytes(value: Any) -> bytes:
+    """The bytes :func:`encode_bytes` kept; ``ValueError`` for anything else."""
+    if isinstance(value, str):
+        return value.encode("utf-8")
+    if isinstance(value, dict) and isinstance(value.get("base64"), str):
+        return base64.b64decode(value["base64"], validate=True)
+    raise ValueError(f"expected text or {{'base64': ...}}, found {str(value)[:60]}")
+
+
 def body_of(data: bytes) -> dict[str, Any]:
     """A whole (non-streamed) body as a cassette keeps it."""
     if not data:
         return {"text": ""}
-    try:
-        text = data.decode("utf-8")
-    except UnicodeDecodeError:
-        import base64
-
-        return {"base64": base64.b64encode(data).decode("ascii")}
+    kept = encode_bytes(data)
+    if isinstance(kept, dict):
+        return kept
+    text = kept
     try:
         parsed = json.loads(text)
     except ValueError:
@@ -94,9 +120,7 @@ def bytes_of(response: dict[str, Any]) -> bytes:
         text = json.dumps(response["json"], **layout) + ("\n" if response.get("newline") else "")
         return text.encode("utf-8")
     if "base64" in response:
-        import base64
-
-        return base64.b64decode(response["base64"], validate=True)
+        return decode_bytes({"base64": response["base64"]})
     return str(response.get("text", "")).encode("utf-8")
 
 

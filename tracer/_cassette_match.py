@@ -11,7 +11,6 @@ in any string of the body are ignored (a timestamp inside a prompt).
 
 from __future__ import annotations
 
-import base64
 import hashlib
 import json
 import re
@@ -254,20 +253,3 @@ def describe(request: dict[str, Any], size: int = 120) -> str:
     if len(body) > size:
         body = body[: size - 1] + "…"
     return f"{request.get('method')} {target} {body}".rstrip()
-
-
-def encode_bytes(data: bytes) -> str | dict[str, str]:
-    """A chunk or body as a cassette keeps it: text when it is UTF-8, else base64."""
-    try:
-        return data.decode("utf-8")
-    except UnicodeDecodeError:
-        return {"base64": base64.b64encode(data).decode("ascii")}
-
-
-def decode_bytes(value: Any) -> bytes:
-    """The bytes :func:`encode_bytes` kept; ``ValueError`` for anything else."""
-    if isinstance(value, str):
-        return value.encode("utf-8")
-    if isinstance(value, dict) and isinstance(value.get("base64"), str):
-        return base64.b64decode(value["base64"], validate=True)
-    raise ValueError(f"expected text or {{'base64': ...}}, found {_short(value)}")

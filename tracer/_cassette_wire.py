@@ -11,8 +11,7 @@ from collections.abc import AsyncIterator, Callable, Iterator
 from typing import Any
 
 from tracer import nesting, routes
-from tracer._cassette_file import CassetteError, bytes_of
-from tracer._cassette_match import decode_bytes
+from tracer._cassette_file import CassetteError, bytes_of, decode_bytes
 from tracer.cassettes import Cassette, Recording, current, wanted
 from tracer.config import TracerConfig
 
@@ -77,14 +76,15 @@ class _Chunks:
         pass
 
 
-_stream_classes: dict[tuple[str, ...], type] = {}
+_stream_classes: dict[tuple[type, str, bool], type] = {}
 
 
-def _stream_class(module: Any, asynchronous: bool) -> type:
-    key = (module.__name__, "async" if asynchronous else "sync")
+def _stream_class(body: type, module: Any, asynchronous: bool) -> type:
+    """``body`` on the library's own byte stream class (its clients accept only theirs)."""
+    key = (body, module.__name__, asynchronous)
     if key not in _stream_classes:
         base = module.AsyncByteStream if asynchronous else module.SyncByteStream
-        _stream_classes[key] = type("ReplayedBody", (_Chunks, base), {})
+        _stream_classes[key] = type(body.__name__.strip("_"), (body, base), {})
     return _stream_classes[key]
 
 
@@ -115,7 +115,7 @@ def replayed_response(
     if "content-length" in headers:
         headers["content-length"] = str(sum(len(chunk) for chunk in chunks))
     error = _broken_off(str(recorded["error"]), request, module) if recorded.get("error") else None
-    stream = _stream_class(module, asynchronous)(chunks, times, tape.pace, error)
+    stream = _stream_class(_Chunks, module, asynchronous)(chunks, times, tape.pace, error)
     return module.Response(
         recorded["status"], headers=list(headers.items()), stream=stream, request=request
     )
@@ -273,9 +273,7 @@ def recording_stream(response: Any, recording: Recording, library: Any, asynchro
         decoder() if decoder is not None else None,
         decoded,
     )
-    key = (library.module.__name__, "async" if asynchronous else "sync", "recorded")
-    if key not in _stream_classes:
-        base = library.module.AsyncByteStream if asynchronous else library.module.SyncByteStream
-        _stream_classes[key] = type("RecordedBody", (_Recorded, base), {})
-    response.stream = _stream_classes[key](response.stream, recording)
+    response.stream = _stream_class(_Recorded, library.module, asynchronous)(
+        response.stream, recording
+    )
     return response

@@ -41,13 +41,12 @@ from pathlib import Path
 from typing import Any, Literal, get_args
 
 from tracer import redact
-from tracer._cassette_file import CassetteError, body_of, load, save
+from tracer._cassette_file import CassetteError, body_of, encode_bytes, load, save
 from tracer._cassette_match import (
     Ignore,
     closest,
     comparable,
     describe,
-    encode_bytes,
     stored_request,
 )
 from tracer.failsafe import warn_once

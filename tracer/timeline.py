@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import heapq
 import json
+import re
 from collections import deque
 from typing import Any
 
@@ -25,6 +26,8 @@ __all__ = ["LONGEST_GAPS", "ChunkTimeline", "Event"]
 
 #: How many of the longest gaps between chunks the summary keeps.
 LONGEST_GAPS = 5
+#: A field whose name may make it a credential (see :data:`tracer.redact.SECRET_FIELDS`).
+_SECRET_NAMES = re.compile(r"auth|key|secret|password|passwd|token|cookie", re.IGNORECASE)
 #: (name, time in nanoseconds since the epoch, attributes)
 Event = tuple[str, int, dict[str, Any]]
 
@@ -115,9 +118,12 @@ class ChunkTimeline:
         return round((perf_ns - self._started) / 1e6, 3)
 
     def _value(self, data: str) -> str:
-        if not self._media and len(data) >= redact.MEDIA_MIN_CHARS:
+        """An event's data as it may be recorded: what the outputs would mask is masked (a
+        field named as a credential, inline media); a plain delta skips the JSON round."""
+        if (not self._media and len(data) >= redact.MEDIA_MIN_CHARS) or _SECRET_NAMES.search(data):
             try:
-                return json.dumps(redact.scrub(json.loads(data)), ensure_ascii=False)
+                scrubbed = redact.scrub(json.loads(data), media=not self._media)
+                return json.dumps(scrubbed, ensure_ascii=False)
             except ValueError:
                 pass
         return redact.mask_urls(data)
