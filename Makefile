@@ -6,26 +6,32 @@ STAMP  := $(VENV)/.installed-dev
 
 .PHONY: install test lint typecheck demo compat bench bench-quick profile screenshots docs clean
 
-$(STAMP): pyproject.toml
+# The dev extra names llm-devserver, the local LLM server: it is installed from devserver/ in the
+# same pip call (it is not on any index).
+$(STAMP): pyproject.toml devserver/pyproject.toml
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install --quiet --upgrade pip
-	$(BIN)/python -m pip install --quiet -e '.[dev]'
+	$(BIN)/python -m pip install --quiet -e ./devserver -e '.[dev]'
 	touch $(STAMP)
 
 install: $(STAMP)
 
 lint: $(STAMP)
-	$(BIN)/ruff check tracer tests examples bench scripts
-	$(BIN)/ruff format --check tracer tests examples bench scripts
+	$(BIN)/ruff check tracer devserver tests examples bench scripts
+	$(BIN)/ruff format --check tracer devserver tests examples bench scripts
 
 # mypy --strict on the package (settings in pyproject.toml), then on the public API as used.
 typecheck: $(STAMP)
 	$(BIN)/mypy
 	$(BIN)/mypy --strict tests/typing_public_api.py
 
+# Every test but the slow end-to-end ones (marked e2e: `make compat` runs them), on pytest-xdist
+# workers; four on two cores, as the tests spend much of their time waiting on servers.
+TEST_WORKERS ?= 4
 test: $(STAMP) lint typecheck
-	$(BIN)/python -m pytest -q
+	$(BIN)/python -m pytest -q -n $(TEST_WORKERS) -m "not e2e"
 
+# The end-to-end tests (marked e2e), then the integration suites against each SDK version.
 compat: $(STAMP)
 	$(BIN)/python tests/compat.py
 

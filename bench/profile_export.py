@@ -8,7 +8,7 @@ Usage (from the project root)::
 
 A first process makes ``--traces`` calls (and a warm-up) with the OpenAI SDK through
 :class:`tracer.TracedClient` (the realistic conversation of ``make bench``, an in-process
-:class:`tracer.devserver.DevServer`) and keeps each line it sends its export process. A second
+:class:`llm_devserver.DevServer`) and keeps each line it sends its export process. A second
 one replays the lines through the export process's code (``tracer/_sidecar.py``) on fresh SQLite
 stores, in batches of ``MAX_BATCH`` messages, after a warm-up, and times each phase alone
 (process CPU time, per trace):
@@ -73,6 +73,7 @@ Message = dict[str, Any]
 def capture(path: Path, calls: int, chunks: int = 0) -> None:
     """Make ``calls`` traced calls (streams of ``chunks`` chunks if not 0); write each line
     sent to the export process to ``path``."""
+    from llm_devserver import DevServer
     from mlflow.tracing.utils import TraceJSONEncoder
     from openai import OpenAI
 
@@ -80,7 +81,6 @@ def capture(path: Path, calls: int, chunks: int = 0) -> None:
     from bench.workloads import REALISTIC, reply_text
     from tracer import TracedClient
     from tracer._export_process import ExportProcess, _Flush
-    from tracer.devserver import DevServer
 
     quiet()
     original, out = ExportProcess._send, path.open("w")

@@ -11,8 +11,8 @@ Usage (from the project root)::
 First, in this process, non-LLM requests (a GET, a POST to ``/v1/files``) through httpx, httpx2
 and aiohttp clients, bare and under ``tracer.instrument()`` in turns, against a minimal server
 in a process of its own (``bench/loopback.py``; see :mod:`bench.passthrough`). Then one local
-OpenAI-compatible server (:class:`tracer.devserver.DevServer`) runs in this process, for the
-basic workloads; a second one (``python -m tracer.devserver``) runs in a process of its own,
+OpenAI-compatible server (:class:`llm_devserver.DevServer`) runs in this process, for the
+basic workloads; a second one (``python -m llm_devserver``) runs in a process of its own,
 for the realistic workload (a multi-turn conversation with parameters). Each mode runs in a
 process of its own (this script with ``--mode``), with its own SQLite MLflow store in a
 temporary directory; with ``--store server``, all of them send their traces to one real
@@ -190,9 +190,9 @@ def _python_path(env: dict[str, str]) -> str:
 
 @contextlib.contextmanager
 def separate_devserver() -> Iterator[str]:
-    """A ``python -m tracer.devserver`` process for the realistic workload; yields its base
+    """A ``python -m llm_devserver`` process for the realistic workload; yields its base
     URL (the first line it prints) and stops it on leaving, also on failure."""
-    with _server_process("devserver", ["-m", "tracer.devserver", "--port", "0"]) as base_url:
+    with _server_process("devserver", ["-m", "llm_devserver", "--port", "0"]) as base_url:
         yield base_url
 
 
@@ -346,7 +346,7 @@ def _round_line(mode: str, result: dict[str, Any], seconds: float) -> str:
 
 def run(args: argparse.Namespace) -> int:
     """The parent: server, mode processes, rounds, report."""
-    from tracer.devserver import DevServer
+    from llm_devserver import DevServer
 
     profile = QUICK if args.quick else FULL
     overrides = {

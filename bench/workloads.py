@@ -175,7 +175,7 @@ def reply_text(chunks: int) -> str:
     The server splits a reply into pieces of 2-4 characters, one per chunk, after a first chunk
     with the role and before a last one with the finish reason.
     """
-    from tracer._devserver.common import PIECE_SIZES
+    from llm_devserver.common import PIECE_SIZES
 
     pieces = max(1, chunks - STREAM_OVERHEAD_CHUNKS)
     length = sum(PIECE_SIZES[k % len(PIECE_SIZES)] for k in range(pieces))

@@ -1,7 +1,7 @@
 """Run every example, then show the traces they recorded: what ``make demo`` runs.
 
 Without ``DATABRICKS_HOST``/``DATABRICKS_TOKEN`` the examples call a local OpenAI-compatible
-server (:class:`tracer.devserver.DevServer`), so the demo needs no network and no account; the
+server (:class:`llm_devserver.DevServer`), so the demo needs no network and no account; the
 Gemini, Ollama and Cohere example always calls that server, which speaks their protocols too.
 Traces go to ``MLFLOW_TRACKING_URI`` if set, else to ``.demo/mlflow.db`` in the project root,
 in the experiment ``tracer-demo``.
@@ -23,8 +23,8 @@ ROOT = EXAMPLES.parent
 sys.path.insert(0, str(EXAMPLES))
 
 import mlflow  # noqa: E402
+from llm_devserver import DevServer  # noqa: E402
 
-from tracer.devserver import DevServer  # noqa: E402
 from tracer.show import render_traces  # noqa: E402
 
 

@@ -21,10 +21,10 @@ from collections.abc import Iterator
 from typing import Any
 
 import pytest
+from llm_devserver import DevServer
 from openai import OpenAI
 
 from tracer import TracedClient
-from tracer.devserver import DevServer
 
 #: The local server listens on a new port in each run: the port is left out of the match.
 CASSETTE = {"ignore_fields": ["url.port"]}

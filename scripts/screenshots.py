@@ -2,7 +2,7 @@
 
 Starts a real ``mlflow server`` (SQLite store in a temporary directory, a free port on
 127.0.0.1), runs ``examples/demo.py`` against it (the examples call the local
-:class:`tracer.devserver.DevServer`), makes one more call of its own (a streamed chat
+:class:`llm_devserver.DevServer`), makes one more call of its own (a streamed chat
 completion with tools), then opens each trace in the MLflow UI with headless Chromium, driven
 over the DevTools protocol (``--remote-debugging-pipe``, so nothing but the standard library),
 selects the span to show and writes the PNGs to ``docs/images/``:
@@ -51,8 +51,7 @@ os.environ.setdefault("MLFLOW_MODEL_CATALOG_URI", "")
 
 import httpx  # noqa: E402
 import mlflow  # noqa: E402
-
-from tracer.devserver import DevServer  # noqa: E402
+from llm_devserver import DevServer  # noqa: E402
 
 EXPERIMENT = "tracer-demo"  # the experiment examples/demo.py records into
 WIDTH, HEIGHT = 1400, 900

@@ -1,8 +1,12 @@
-"""``make compat``: the integration suite against each supported SDK version.
+"""``make compat``: the slow end-to-end tests, then the integration suite against each
+supported SDK version.
 
-Each SDK version gets its own environment: a directory layered over the project's virtual
+The end-to-end tests (marked ``e2e``: a real ``mlflow server``, a wheel in a fresh virtual
+environment, whole programs in child processes) run first, in the project's own environment.
+Each SDK version then gets its own environment: a directory layered over the project's virtual
 environment (``pip install --no-deps --target``, put first on ``PYTHONPATH``), so only the SDK
-differs and pip's cache makes a rerun quick. Prints a Markdown table of what ran.
+differs and pip's cache makes a rerun quick. The runs use pytest-xdist workers. Prints a
+Markdown table of what ran.
 """
 
 from __future__ import annotations
@@ -14,22 +18,28 @@ from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
 OPENAI_SUITE = [
-    "tests/test_openai_chat.py",
-    "tests/test_openai_lifecycle.py",
-    "tests/test_openai_apis.py",
-    "tests/test_examples.py",
-    "tests/test_images.py",
-    "tests/test_stream_merge.py",
-    "tests/test_secrets.py",
-    "tests/test_openai_audio.py",
-    "tests/test_cassettes.py",
+    "tests/apis/test_openai_chat.py",
+    "tests/recorder/test_openai_lifecycle.py",
+    "tests/apis/test_openai_apis.py",
+    "tests/package/test_examples.py",
+    "tests/apis/test_images.py",
+    "tests/apis/test_stream_merge.py",
+    "tests/privacy/test_secrets.py",
+    "tests/apis/test_openai_audio.py",
+    "tests/cassettes/test_cassettes.py",
 ]
-ANTHROPIC_SUITE = ["tests/test_anthropic.py"]
-COHERE_GROQ_SUITE = ["tests/test_cohere_groq.py"]
-GEMINI_SUITE = ["tests/test_gemini.py"]
-OLLAMA_SUITE = ["tests/test_ollama.py"]
+ANTHROPIC_SUITE = ["tests/apis/test_anthropic.py"]
+COHERE_GROQ_SUITE = ["tests/apis/test_cohere_groq.py"]
+GEMINI_SUITE = ["tests/apis/test_gemini.py"]
+OLLAMA_SUITE = ["tests/apis/test_ollama.py"]
+#: The name of the run of the ``e2e`` tests, in the project's environment (no layer).
+END_TO_END = "end to end"
+#: pytest-xdist workers: the e2e tests spend most of their time waiting (on servers, child
+#: processes, time-outs), the SDK suites less.
+E2E_WORKERS, WORKERS = "4", "2"
 # name -> (requirements installed in the layer, test files, pytest -k filter)
 ENVIRONMENTS: dict[str, tuple[list[str], list[str], str | None]] = {
+    END_TO_END: ([], ["tests"], None),
     # openai<3 accepts only httpx clients, so the httpx2 variants are deselected there.
     "openai 1.109.x": (["openai==1.109.*", "distro>=1.7,<2", "tqdm>4"], OPENAI_SUITE, "not httpx2"),
     "openai 2.x": (["openai>=2,<3", "distro>=1.7,<2", "tqdm>4"], OPENAI_SUITE, "not httpx2"),
@@ -47,7 +57,7 @@ ENVIRONMENTS: dict[str, tuple[list[str], list[str], str | None]] = {
     # proven here, in a layer of its own.
     "litellm": (
         ["litellm>=1.70,<2", "+deps"],
-        ["tests/test_frameworks.py", "tests/test_instrument_litellm.py"],
+        ["tests/reach/test_frameworks.py", "tests/reach/test_instrument_litellm.py"],
         "litellm",
     ),
 }
@@ -94,12 +104,18 @@ def main(names: list[str]) -> int:
     for name, (requirements, suite, selection) in ENVIRONMENTS.items():
         if names and name not in names:
             continue
-        layer = _layer(name, requirements)
-        package = requirements[0].split("=")[0].split(">")[0].split("<")[0]
-        version = _version(layer, package)
-        print(f"\n=== {name}: {package} {version} ===", flush=True)
-        env = {**os.environ, "PYTHONPATH": str(layer)}
         command = [sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider", *suite]
+        if name == END_TO_END:
+            package, version, env = "llm-wire-tracer", "(this checkout)", dict(os.environ)
+            command += ["-n", E2E_WORKERS, "-m", "e2e"]
+        else:
+            layer = _layer(name, requirements)
+            package = requirements[0].split("=")[0].split(">")[0].split("<")[0]
+            version = _version(layer, package)
+            env = {**os.environ, "PYTHONPATH": str(layer)}
+            # The e2e tests ran once, above; the layers rerun the integration suites only.
+            command += ["-n", WORKERS, "-m", "not e2e"]
+        print(f"\n=== {name}: {package} {version} ===", flush=True)
         if selection:
             command += ["-k", selection]
         result = subprocess.run(command, env=env, cwd=ROOT, capture_output=True, text=True)

@@ -19,17 +19,31 @@ from collections.abc import Awaitable, Callable
 from types import ModuleType
 from typing import Any
 
-from tracer import cassettes, instrumentation, nesting, routes
+from tracer import cassettes, nesting, routes
 from tracer.config import TracerConfig
 from tracer.failsafe import internal_error
 
 __all__ = ["replacements"]
 
 
-def replacements(module: ModuleType) -> list[instrumentation.Replacement]:
-    """What :func:`tracer.instrument` replaces in ``aiohttp``."""
+def _not_instrumented() -> TracerConfig | None:
+    return None
+
+
+#: The configuration in use while instrumented, else ``None``: :mod:`tracer.instrumentation`,
+#: the layer above, hands its reader to :func:`replacements`.
+_current_config: Callable[[], TracerConfig | None] = _not_instrumented
+
+
+def replacements(
+    module: ModuleType, current_config: Callable[[], TracerConfig | None]
+) -> list[tuple[type, str, Callable[[Any], Any]]]:
+    """What :func:`tracer.instrument` replaces in ``aiohttp``; ``current_config`` tells the
+    configuration in use (``None`` once uninstrumented)."""
+    global _current_config
     if not hasattr(module, "ClientMiddlewareType"):
         raise RuntimeError("client middlewares are needed (aiohttp 3.12 or later)")
+    _current_config = current_config
     return [(module.ClientSession, "_request", _request_with_middleware)]
 
 
@@ -38,7 +52,7 @@ def _request_with_middleware(original: Callable[..., Any]) -> Callable[..., Any]
         if (
             isinstance(method, str)
             and method.upper() == "POST"
-            and _may_be_llm_call(self, str_or_url, instrumentation.current_config())
+            and _may_be_llm_call(self, str_or_url, _current_config())
         ):
             own: Any = kwargs.get("middlewares")
             if own is None:
@@ -72,7 +86,7 @@ Handler = Callable[[Any], Awaitable[Any]]
 
 def _middleware(decompressed: bool) -> Callable[[Any, Handler], Awaitable[Any]]:
     async def tracer_middleware(request: Any, handler: Handler) -> Any:
-        config = instrumentation.current_config()
+        config = _current_config()
         route = _route(request, config)
         if route is None or config is None:
             return await handler(request)

@@ -44,7 +44,7 @@ def _tracing_classes(client: object) -> tuple[type, type] | None:
     # httpx2 is optional: if the client is an httpx2 one, httpx2 is already imported.
     httpx2 = sys.modules.get("httpx2")
     if httpx2 is not None and isinstance(client, (httpx2.Client, httpx2.AsyncClient)):
-        from tracer import httpx2 as traced
+        from tracer import _httpx2_transport as traced
 
         return traced.TracingTransport, traced.AsyncTracingTransport
     return None

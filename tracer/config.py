@@ -17,13 +17,36 @@ from pydantic import BaseModel, ConfigDict, Field, TypeAdapter, ValidationError,
 from tracer.failsafe import warn_once
 from tracer.sampling import SampleRule
 
-__all__ = ["ENV_PREFIX", "TracerConfig"]
+__all__ = ["API_NAMES", "ENV_PREFIX", "TracerConfig"]
 
 ENV_PREFIX = "TRACER_"
 ExportMode = Literal["process", "mlflow", "none"]
 ChunkEvents = Literal["off", "summary", "all"]
 _Routes = TypeVar("_Routes")
 
+
+#: The wire APIs by the names custom routes use (``routes.APIS`` holds one spec for each). Kept
+#: here, below the APIs, so that a configuration is checked without importing them.
+API_NAMES: tuple[str, ...] = (
+    "chat",
+    "completions",
+    "embeddings",
+    "responses",
+    "anthropic.messages",
+    "images.generations",
+    "moderations",
+    "audio.transcriptions",
+    "audio.translations",
+    "audio.speech",
+    "gemini.generate_content",
+    "gemini.embed_content",
+    "cohere.chat",
+    "cohere.embed",
+    "cohere.rerank",
+    "ollama.chat",
+    "ollama.generate",
+    "ollama.embed",
+)
 
 #: A size in bytes: a whole number, 0 or more. The field and its variable share this rule.
 ByteCount = Annotated[int, Field(ge=0)]
@@ -65,13 +88,11 @@ def _from_env(name: str, default: Any, kind: Any) -> Any:
 
 
 def _check_routes(routes: _Routes) -> _Routes:
-    from tracer.routes import APIS
-
     if isinstance(routes, dict):
         for pattern, api in routes.items():
-            if api not in APIS:
+            if api not in API_NAMES:
                 raise ValueError(
-                    f"unknown API {api!r} for route {pattern!r}; one of {sorted(APIS)}"
+                    f"unknown API {api!r} for route {pattern!r}; one of {sorted(API_NAMES)}"
                 )
             try:
                 re.compile(pattern)

@@ -9,7 +9,8 @@ them, sharing all the logic::
 
     client = Anthropic(http_client=TracedClient())
 
-Importing this module requires ``httpx2``; the rest of the tracer never imports it.
+Importing this module requires ``httpx2``; the rest of the tracer imports ``httpx2`` only when it
+is handed an ``httpx2`` client (see :mod:`tracer._httpx2_transport`).
 """
 
 from __future__ import annotations
@@ -17,55 +18,12 @@ from __future__ import annotations
 from typing import Any
 
 import httpx2
-from httpx2._decoders import SUPPORTED_DECODERS, MultiDecoder
 
+from tracer._httpx2_transport import AsyncTracingTransport, TracingTransport
 from tracer.client import OPENAI_DEFAULT_VALUES, wrap
 from tracer.config import TracerConfig
-from tracer.transport import AsyncObservedStream, AsyncTracing, Library, ObservedStream, SyncTracing
 
 __all__ = ["AsyncTracingTransport", "TracedAsyncClient", "TracedClient", "TracingTransport"]
-
-
-class _Joined:
-    """httpx2's decoders yield pieces; the recorder takes bytes."""
-
-    __slots__ = ("_decoder",)
-
-    def __init__(self, encodings: list[str]) -> None:
-        self._decoder = MultiDecoder(encodings)
-
-    def decode(self, data: bytes) -> bytes:
-        return b"".join(self._decoder.decode(data))
-
-    def flush(self) -> bytes:
-        return b"".join(self._decoder.flush())
-
-
-HTTPX2 = Library("httpx2", httpx2.RequestNotRead, list(SUPPORTED_DECODERS), _Joined, httpx2)
-
-
-class _Stream(ObservedStream, httpx2.SyncByteStream):
-    pass
-
-
-class _AsyncStream(AsyncObservedStream, httpx2.AsyncByteStream):
-    pass
-
-
-class TracingTransport(SyncTracing, httpx2.BaseTransport):
-    """Wraps any ``httpx2`` transport and records each LLM call through it as an MLflow span."""
-
-    library = HTTPX2
-    stream_class = _Stream
-    default_transport = httpx2.HTTPTransport
-
-
-class AsyncTracingTransport(AsyncTracing, httpx2.AsyncBaseTransport):
-    """The async twin of :class:`TracingTransport`, for ``httpx2.AsyncClient``."""
-
-    library = HTTPX2
-    stream_class = _AsyncStream
-    default_transport = httpx2.AsyncHTTPTransport
 
 
 def _defaults() -> dict[str, Any]:

@@ -180,7 +180,7 @@ def _patch(state: _State, name: str, module: ModuleType) -> None:
         if name == "aiohttp":
             from tracer import _aiohttp
 
-            replacements = _aiohttp.replacements(module)
+            replacements = _aiohttp.replacements(module, current_config)
         else:
             replacements = _httpx_replacements(module, name)
         for cls, attr, make in replacements:
@@ -344,7 +344,7 @@ def _match(method: str, path: str, custom: Any) -> Any:
 
 def _tracing_class(library: str, is_async: bool) -> type:
     if library == "httpx2":
-        from tracer import httpx2 as traced
+        from tracer import _httpx2_transport as traced
     else:
         from tracer import transport as traced  # type: ignore[no-redef]
     return traced.AsyncTracingTransport if is_async else traced.TracingTransport

@@ -29,7 +29,7 @@ from tracer.apis.responses import RESPONSES
 
 __all__ = ["APIS", "ROUTES", "Route", "RouteMatch", "api_for_body", "match"]
 
-#: The APIs by the names custom routes use.
+#: The APIs by the names custom routes use (``config.API_NAMES``, in the same order).
 APIS: dict[str, ApiSpec] = {
     "chat": CHAT,
     "completions": COMPLETIONS,
