@@ -27,8 +27,28 @@ from pathlib import Path
 import mlflow
 import pytest
 from llm_devserver import DevServer
-from processes import free_port, start_mlflow_server, stop_mlflow_server
-from readback import Calls
+
+# The helpers were defined here before they had modules of their own: a test written then
+# (`from conftest import read_spans`) still finds them.
+from processes import (  # noqa: F401
+    free_port,
+    running,
+    slow_export_start,
+    start_mlflow_server,
+    stop_mlflow_server,
+)
+from readback import (  # noqa: F401
+    Calls,
+    autolog,
+    is_wire,
+    llm_spans,
+    only_llm_span,
+    only_span,
+    read_spans,
+    read_traces,
+    responses_text,
+    stored,
+)
 
 import tracer
 
