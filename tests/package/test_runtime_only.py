@@ -53,8 +53,9 @@ class RuntimeVenv:
 def wheel(tmp_path_factory: pytest.TempPathFactory) -> Path:
     """The project's wheel, built by ``python -m build --wheel`` (isolated build environment).
 
-    Built from a copy of the files that go into it, so the build leaves nothing in the working
-    tree and no stale ``build/`` directory there can leak modules into the wheel."""
+    Built from a copy of the files that go into it (and of ``devserver/``, which must not), so
+    the build leaves nothing in the working tree and no stale ``build/`` directory there can
+    leak modules into the wheel."""
     base = tmp_path_factory.mktemp("wheel")
     source = base / "source"
     source.mkdir()
@@ -63,9 +64,13 @@ def wheel(tmp_path_factory: pytest.TempPathFactory) -> Path:
             ("LICENSE", "NOTICE")
         ):
             shutil.copy2(path, source / path.name)
-    shutil.copytree(
-        ROOT / "tracer", source / "tracer", ignore=shutil.ignore_patterns("__pycache__", "*.pyc")
-    )
+    # devserver/ too: the wheel must leave it out by the project's own package list.
+    for package in ("tracer", "devserver"):
+        shutil.copytree(
+            ROOT / package,
+            source / package,
+            ignore=shutil.ignore_patterns("__pycache__", "*.pyc", "*.egg-info"),
+        )
     out = base / "dist"
     built = subprocess.run(
         [sys.executable, "-m", "build", "--wheel", "--outdir", str(out), str(source)],
