@@ -10,7 +10,9 @@ from __future__ import annotations
 
 try:
     from llm_devserver import DevServer, RecordedRequest, main
-except ImportError as exc:
+except ModuleNotFoundError as exc:
+    if exc.name != "llm_devserver":
+        raise  # installed, but something it needs is not: that error says what
     raise ImportError(
         "the local LLM server is the distribution llm-devserver now (import llm_devserver); "
         "install it from a checkout of the repository with `pip install ./devserver`"
