@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import select
 import signal
 import subprocess
 import sys
@@ -17,6 +18,8 @@ def test_llm_devserver_prints_its_url_and_serves_until_ctrl_c() -> None:
     )
     try:
         assert process.stdout is not None
+        ready, _, _ = select.select([process.stdout], [], [], 60)  # a bound on the start-up
+        assert ready, "llm-devserver printed no URL within 60 s"
         base_url = process.stdout.readline().strip()
         assert base_url.startswith("http://127.0.0.1:") and base_url.endswith("/v1"), base_url
         health = httpx.get(base_url.removesuffix("/v1") + "/health", timeout=10)

@@ -5,7 +5,6 @@ export modes. Each case runs a real application in a fresh process with MLflow's
 
 from __future__ import annotations
 
-import ast
 import json
 import os
 import signal
@@ -514,45 +513,6 @@ def test_falls_back_to_mlflow_when_the_process_cannot_start(tmp_path: Path) -> N
     report, stderr = run(tmp_path, "CLIENT = {}\n" + program + MODES, **NO_CATALOG)
     assert report["traces"] == sorted([AGENT_TRACE, chat("on its own"), [["mine", None, None]]])
     assert stderr.count("could not start the export process") == 1, stderr[-2000:]
-
-
-def imported_modules(path: Path) -> set[str]:
-    modules: set[str] = set()
-    for node in ast.walk(ast.parse(path.read_text())):
-        if isinstance(node, ast.Import):
-            modules.update(alias.name for alias in node.names)
-        elif isinstance(node, ast.ImportFrom) and node.module:
-            modules.add(node.module)
-            modules.update(f"{node.module}.{alias.name}" for alias in node.names)
-    return modules
-
-
-def test_export_layer_sits_below_spans() -> None:
-    """``spans`` uses ``export``; ``export`` never reaches back; the export process loads no
-    module of the tracer (it is started by path, so the tracer package is not imported)."""
-
-    def tracer_modules(name: str) -> set[str]:
-        imported = imported_modules(ROOT / f"{name.replace('.', '/')}.py")
-        return {m.rsplit(".", 1)[0] if m.count(".") > 1 else m for m in imported if "tracer" in m}
-
-    assert tracer_modules("tracer.export") <= {
-        "tracer._export_process",
-        "tracer.config",
-        "tracer.failsafe",
-        "tracer.sampling",  # a leaf: the count of spans sampling left out
-    }
-    assert tracer_modules("tracer.sampling") == set()
-    # tracer.run: the bootstrap directory the export process is started without;
-    # tracer._sidecar (a leaf): the model catalog check when the application writes at exit.
-    assert tracer_modules("tracer._export_process") <= {
-        "tracer.failsafe",
-        "tracer.run",
-        "tracer._sidecar",
-    }
-    assert tracer_modules("tracer.run") == set()
-    for module in ("tracer.config", "tracer.failsafe"):
-        assert not {m for m in tracer_modules(module) if "spans" in m or "export" in m}
-    assert tracer_modules("tracer._sidecar") == set()
 
 
 REFUSING_STORE = """

@@ -138,6 +138,23 @@ def test_no_import_closes_a_circle() -> None:
     assert circles == []
 
 
+def test_the_export_process_needs_little_of_the_tracer() -> None:
+    """Within the table, tighter: ``export`` reaches only these; the export process (started
+    by path, the tracer package not imported) only leaves that import nothing of the tracer."""
+    edges = graph()
+    assert edges["tracer.export"] <= {
+        "tracer._export_process",
+        "tracer.config",
+        "tracer.failsafe",
+        "tracer.sampling",  # the count of spans sampling left out
+    }
+    # tracer.run: the bootstrap directory the export process is started without;
+    # tracer._sidecar: the model catalog check when the application writes at exit.
+    assert edges["tracer._export_process"] <= {"tracer.failsafe", "tracer.run", "tracer._sidecar"}
+    for leaf in ("tracer.sampling", "tracer.run", "tracer._sidecar", "tracer.failsafe"):
+        assert edges[leaf] == set(), leaf
+
+
 def test_the_tracer_never_imports_the_local_server() -> None:
     # Only the pointer left where it was (tracer/devserver.py) names it.
     naming = [
